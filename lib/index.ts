@@ -1,0 +1,13 @@
+// The public surface of nexure. Benchmarks and examples import only from here.
+export { streamBody } from './plugins/stream-body.js'
+export { streamUpload } from './plugins/stream-upload.js'
+export { BufferPool } from './core/buffer-pool.js'
+export type { BufferPoolOptions, BufferPoolStats } from './core/buffer-pool.js'
+export type {
+  StreamBodyOptions,
+  StreamBodyRouteOptions,
+  BatchesOptions,
+  StreamStats,
+  TransformFactory
+} from './options.js'
+export * as errors from './errors.js'
