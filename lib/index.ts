@@ -1,8 +1,13 @@
 // The public surface of nexure. Benchmarks and examples import only from here.
 export { streamBody } from './plugins/stream-body.js'
 export { streamUpload } from './plugins/stream-upload.js'
+export type { StreamUploadOptions, StreamUploadRouteOptions, UploadedFile, UploadFields, SavedUploads } from './upload/options.js'
 export { BufferPool } from './core/buffer-pool.js'
 export type { BufferPoolOptions, BufferPoolStats } from './core/buffer-pool.js'
+export { JsonArrayScanner } from './core/array-scanner.js'
+export type { JsonScannerOptions } from './core/array-scanner.js'
+export { NdjsonSplitter } from './core/ndjson-splitter.js'
+export type { NdjsonSplitterOptions } from './core/ndjson-splitter.js'
 export type {
   StreamBodyOptions,
   StreamBodyRouteOptions,

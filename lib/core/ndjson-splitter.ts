@@ -1,0 +1,179 @@
+// Splits NDJSON (one JSON value per line) arriving in chunks, one secure parse call per line.
+//
+// Lines are found with Buffer#indexOf('\n') (memchr), so the per-byte cost is native. A line that
+// lies in one chunk is decoded straight from it; a line split across chunks is carried in a
+// CarryBuffer (a pooled slab, grown for a long line), which never holds more than `maxItemSize`
+// bytes: a longer line is refused as soon as that many bytes have arrived without a '\n'.
+//
+// Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
+// skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
+
+import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
+import type { BufferPool } from './buffer-pool.js'
+import { CarryBuffer, itemTooLargeError, normalizeAction, parseFailure, secureParse } from './json-text.js'
+import type { PoisoningAction, SecureParseOptions } from './json-text.js'
+
+export interface NdjsonSplitterOptions {
+  /**
+   * The most items in one `onItems` call.
+   * @default 1000
+   */
+  batchSize?: number
+  /**
+   * The most bytes one line may have (without its '\n'); crossing it throws
+   * FST_NEXURE_ITEM_TOO_LARGE at once.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
+   * @default 'error'
+   */
+  protoAction?: PoisoningAction
+  /**
+   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
+   * @default 'error'
+   */
+  constructorAction?: PoisoningAction
+  /**
+   * Where carry-over buffers for partial lines come from; `null` allocates them.
+   * @default null
+   */
+  pool?: BufferPool | null
+}
+
+const NEWLINE = 0x0a
+const RETURN = 0x0d
+
+function positiveInteger (value: unknown, name: string, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value === 'number' && ((Number.isSafeInteger(value) && value > 0) || value === Infinity)) return value
+  throw new FST_NEXURE_INVALID_OPTION(name, `expected a positive integer, got ${String(value)}`)
+}
+
+export class NdjsonSplitter {
+  readonly #onItems: (items: unknown[]) => void
+  readonly #batchSize: number
+  readonly #maxItemSize: number
+  readonly #policy: SecureParseOptions
+  readonly #carry: CarryBuffer
+  #batch: unknown[] = []
+  #itemCount = 0
+  #bytes = 0
+  /** 1-based number of the line being read. */
+  #line = 1
+  /** Body offset where the current line starts. */
+  #lineStart = 0
+  #closed = false
+
+  constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
+    if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
+    this.#onItems = onItems
+    this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
+    this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024)
+    this.#policy = {
+      protoAction: normalizeAction(options.protoAction, 'protoAction'),
+      constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
+    }
+    this.#carry = new CarryBuffer(options.pool ?? null, this.#maxItemSize)
+  }
+
+  /** Bytes written so far. */
+  get bytesScanned (): number {
+    return this.#bytes
+  }
+
+  /** Items handed to onItems so far. */
+  get itemCount (): number {
+    return this.#itemCount
+  }
+
+  write (chunk: Uint8Array): void {
+    if (this.#closed) throw new Error('NdjsonSplitter: write() after end(), destroy() or an error')
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+    try {
+      this.#split(buf)
+    } catch (err) {
+      this.destroy()
+      throw err
+    }
+  }
+
+  end (): void {
+    if (this.#closed) throw new Error('NdjsonSplitter: end() after end(), destroy() or an error')
+    try {
+      const carry = this.#carry
+      if (carry.length > 0) this.#parseLine(carry.bytes!, 0, carry.length)
+      if (this.#batch.length > 0) this.#emit()
+    } finally {
+      this.destroy()
+    }
+  }
+
+  destroy (): void {
+    this.#closed = true
+    this.#batch = []
+    this.#carry.release()
+  }
+
+  #split (buf: Buffer): void {
+    const n = buf.length
+    const base = this.#bytes
+    const carry = this.#carry
+    let i = 0
+    while (i < n) {
+      const newline = buf.indexOf(NEWLINE, i)
+      if (newline === -1) {
+        if (carry.length + (n - i) > this.#maxItemSize) throw this.#tooLarge()
+        carry.append(buf, i, n)
+        break
+      }
+      if (carry.length > 0) {
+        if (carry.length + (newline - i) > this.#maxItemSize) throw this.#tooLarge()
+        carry.append(buf, i, newline)
+        this.#parseLine(carry.bytes!, 0, carry.length)
+        carry.clear()
+      } else {
+        if (newline - i > this.#maxItemSize) throw this.#tooLarge()
+        this.#parseLine(buf, i, newline)
+      }
+      i = newline + 1
+      this.#line++
+      this.#lineStart = base + i
+      if (this.#closed) return
+    }
+    this.#bytes = base + n
+  }
+
+  #parseLine (bytes: Buffer, start: number, end: number): void {
+    if (end > start && bytes[end - 1] === RETURN) end--
+    let first = start
+    while (first < end) {
+      const c = bytes[first]!
+      if (c !== 0x20 && c !== 0x09 && c !== RETURN) break
+      first++
+    }
+    if (first === end) return
+    let value: unknown
+    try {
+      value = secureParse(bytes.toString('utf8', start, end), this.#policy)
+    } catch (err) {
+      // secure-json-parse strips a leading BOM, so V8's positions then start one character later.
+      const bom = end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf
+      throw parseFailure(err, bytes, start, end, this.#lineStart, bom ? -1 : 0, { line: this.#line })
+    }
+    this.#batch.push(value)
+    if (this.#batch.length >= this.#batchSize) this.#emit()
+  }
+
+  #emit (): void {
+    const batch = this.#batch
+    this.#batch = []
+    this.#itemCount += batch.length
+    this.#onItems(batch)
+  }
+
+  #tooLarge () {
+    return itemTooLargeError('a line starting', this.#maxItemSize, { offset: this.#lineStart, line: this.#line })
+  }
+}

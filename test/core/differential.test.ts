@@ -1,0 +1,295 @@
+// Differential tests: for generated and damaged bodies, the streamed result under every chunking
+// equals the reference (secure-json-parse on the whole body, as Fastify parses JSON), and exactly
+// the bodies the reference rejects are rejected, with the same code and the same location
+// whatever the chunking.
+
+import t from 'tap'
+import { isDeepStrictEqual } from 'node:util'
+import sjson from 'secure-json-parse'
+import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
+import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
+import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
+import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
+import { BufferPool } from '../../lib/core/buffer-pool.js'
+import { parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
+import type { PoisoningAction } from '../../lib/core/json-text.js'
+import { parsePath } from '../../lib/core/path.js'
+import { chunkings, collect, show } from '../helpers/chunking.js'
+import type { Collected } from '../helpers/chunking.js'
+import { JsonGen } from '../helpers/json-gen.js'
+
+interface Policy { protoAction?: PoisoningAction, constructorAction?: PoisoningAction }
+type Outcome = { items: unknown[], code?: undefined, line?: undefined } | { code: string, items?: undefined, line?: number }
+
+const WHITESPACE_ONLY = /^\ufeff?[ \t\n\r]*$/
+
+/** The reference: what Fastify's parser (secure-json-parse on the whole text) makes of the body. */
+function referenceJson (body: Buffer, path: string | undefined, policy: Policy = {}): Outcome {
+  const text = body.toString('utf8')
+  if (WHITESPACE_ONLY.test(text)) return { code: 'FST_NEXURE_EMPTY_BODY' }
+  let value: unknown
+  try {
+    value = sjson.parse(text, null, policy)
+  } catch (err) {
+    const forbidden = (err as Error).message === 'Object contains forbidden prototype property'
+    return { code: forbidden ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON' }
+  }
+  const segments = parsePath(path)
+  if (segments.length === 0) return { items: Array.isArray(value) ? value : [value] }
+  let node = value
+  for (const segment of segments) {
+    if (Array.isArray(node) && typeof segment === 'number' && segment < node.length) {
+      node = node[segment]
+    } else if (node !== null && typeof node === 'object' && !Array.isArray(node) && typeof segment === 'string' && Object.hasOwn(node, segment)) {
+      node = (node as Record<string, unknown>)[segment]
+    } else {
+      return { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
+    }
+  }
+  return Array.isArray(node) ? { items: node } : { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
+}
+
+function referenceNdjson (body: Buffer, policy: Policy = {}): Outcome {
+  const lines = body.toString('utf8').split('\n')
+  const items: unknown[] = []
+  for (let k = 0; k < lines.length; k++) {
+    let line = lines[k]!
+    if (line.endsWith('\r')) line = line.slice(0, -1)
+    if (/^[ \t\r]*$/.test(line)) continue
+    try {
+      items.push(sjson.parse(line, null, policy))
+    } catch (err) {
+      const forbidden = (err as Error).message === 'Object contains forbidden prototype property'
+      return { code: forbidden ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON', line: k + 1 }
+    }
+  }
+  return { items }
+}
+
+const pool = new BufferPool({ slabSize: 32 })
+
+interface Variant { batchSize: number, maxParseBytes: number }
+const VARIANTS: Variant[] = [
+  { batchSize: 1000, maxParseBytes: 32 * 1024 },
+  { batchSize: 3, maxParseBytes: 1 },
+  { batchSize: 1, maxParseBytes: 24 },
+  { batchSize: 7, maxParseBytes: 100 }
+]
+
+function streamJson (chunks: Buffer[], options: JsonScannerOptions): Collected {
+  return collect(onItems => new JsonArrayScanner({ pool, ...options }, onItems), chunks)
+}
+
+function streamNdjson (chunks: Buffer[], options: NdjsonSplitterOptions): Collected {
+  return collect(onItems => new NdjsonSplitter({ pool, ...options }, onItems), chunks)
+}
+
+/**
+ * Runs one body through every chunking and compares with the reference. Returns a description
+ * of the first difference, or '' when there is none.
+ */
+function compare (
+  body: Buffer, reference: Outcome, stream: (chunks: Buffer[]) => Collected, batchSize: number,
+  options: { seed: number, codes: boolean, lines?: boolean, allowTwice?: boolean }
+): string {
+  let firstError: Collected['error']
+  for (const { name, chunks } of chunkings(body, { seed: options.seed, randomSplits: 6 })) {
+    const result = stream(chunks)
+    if (pool.stats.inUse !== 0) return `${name}: ${pool.stats.inUse} pooled buffers not released`
+    if (reference.code === undefined) {
+      if (result.error !== undefined) {
+        if (options.allowTwice === true && /path given twice/.test(result.error.message)) continue
+        return `${name}: rejected (${result.error.code}: ${show(result.error.message, 400)}) but the reference accepts`
+      }
+      if (!isDeepStrictEqual(result.items, reference.items)) {
+        return `${name}: items differ: ${show(result.items, 400)} vs ${show(reference.items, 400)}`
+      }
+      const sizes = result.batches
+      if (sizes.some((size, k) => size === 0 || size > batchSize || (k < sizes.length - 1 && size !== batchSize))) {
+        return `${name}: batches of sizes ${sizes.join(',')} for batchSize ${batchSize}`
+      }
+    } else {
+      const error = result.error
+      if (error === undefined) return `${name}: accepted ${show(result.items, 400)} but the reference rejects (${reference.code})`
+      if (typeof error.offset !== 'number' || !/at byte offset \d+/.test(error.message) || typeof error.code !== 'string') {
+        if (error.code !== 'FST_NEXURE_EMPTY_BODY') return `${name}: error without a location: ${error.message}`
+      }
+      if (options.codes && error.code !== reference.code) return `${name}: ${error.code} (${error.message}) but the reference says ${reference.code}`
+      if (options.lines === true && error.line !== reference.line) return `${name}: line ${error.line} but the reference says line ${reference.line}`
+      if (firstError === undefined) {
+        firstError = error
+      } else if (error.code !== firstError.code || error.offset !== firstError.offset || error.message !== firstError.message) {
+        return `${name}: "${error.message}" differs from the whole body's "${firstError.message}"`
+      }
+    }
+  }
+  return ''
+}
+
+function describe (body: Buffer): string {
+  return show(body, 300)
+}
+
+t.test('generated top-level arrays: same items under every chunking and batch shape', async t => {
+  const gen = new JsonGen(101)
+  let failures = 0
+  for (let k = 0; k < 500 && failures < 5; k++) {
+    const body = Buffer.from(gen.arrayBody(gen.int(12)))
+    const variant = VARIANTS[k % VARIANTS.length]!
+    const reference = referenceJson(body, undefined)
+    t.equal(reference.code, undefined, 'the generator writes valid JSON')
+    const difference = compare(body, reference, chunks => streamJson(chunks, variant), variant.batchSize, { seed: k, codes: true })
+    if (difference !== '') failures++
+    t.equal(difference, '', `body #${k} ${describe(body)}`)
+  }
+})
+
+t.test('larger bodies: carry-over across many chunks, runs cut by bytes and by batch room', async t => {
+  const gen = new JsonGen(606, { maxDepth: 5, maxWidth: 8 })
+  for (let k = 0; k < 40; k++) {
+    let body = Buffer.from(gen.arrayBody(50 + gen.int(250)))
+    if (k % 2 === 1) body = gen.mutate(body)
+    const variant = { batchSize: 1 + gen.int(120), maxParseBytes: 1 + gen.int(3000) }
+    const reference = referenceJson(body, undefined)
+    const difference = compare(body, reference, chunks => streamJson(chunks, variant), variant.batchSize, { seed: k, codes: true })
+    t.equal(difference, '', `${body.length} bytes, batchSize ${variant.batchSize}, maxParseBytes ${variant.maxParseBytes}`)
+  }
+})
+
+t.test('damaged arrays are rejected exactly when the reference rejects them, same code, same location', async t => {
+  const gen = new JsonGen(202)
+  let rejected = 0
+  let failures = 0
+  for (let k = 0; k < 1500 && failures < 5; k++) {
+    const body = gen.mutate(Buffer.from(gen.arrayBody(1 + gen.int(6))))
+    const variant = VARIANTS[k % VARIANTS.length]!
+    const reference = referenceJson(body, undefined)
+    if (reference.code !== undefined) rejected++
+    const difference = compare(body, reference, chunks => streamJson(chunks, variant), variant.batchSize, { seed: k, codes: true })
+    if (difference !== '') failures++
+    t.equal(difference, '', `body #${k} ${describe(body)}`)
+    const whole = streamJson([body], {})
+    let buffered: Outcome
+    try {
+      buffered = { items: [parseJsonBody(body)] }
+    } catch (err) {
+      const coded = err as Error & { code: string, offset?: number }
+      buffered = { code: coded.code }
+      t.equal(coded.offset, whole.error?.offset, 'parseJsonBody locates the fault as the scanner does')
+    }
+    t.equal(buffered.code, reference.code, 'parseJsonBody rejects as the reference does')
+  }
+  t.ok(rejected > 750 && rejected < 1500, `a fair mix of rejected (${rejected}) and accepted bodies`)
+})
+
+t.test('top-level values that are not arrays are one item', async t => {
+  const gen = new JsonGen(303)
+  for (let k = 0; k < 120; k++) {
+    const text = gen.ws() + (k % 2 === 0 ? gen.object(1) : gen.scalar()) + gen.ws()
+    const body = Buffer.from(k % 5 === 0 ? '\ufeff' + text : text)
+    const reference = referenceJson(body, undefined)
+    t.equal(compare(body, reference, chunks => streamJson(chunks, {}), 1000, { seed: k, codes: true }), '', describe(body))
+  }
+})
+
+t.test('paths: the array at the path, siblings validated and dropped', async t => {
+  const gen = new JsonGen(404)
+  const shapes: Array<{ path: string, wrap: (array: string) => string }> = [
+    { path: 'items', wrap: a => `{${gen.ws()}"meta"${gen.ws()}:${gen.value(1)},"items":${gen.ws()}${a}${gen.ws()},"n":${gen.scalar()}}` },
+    { path: 'data.rows', wrap: a => `{"data":{${gen.ws()}"x":${gen.array(2, 2)},${gen.ws()}"rows"${gen.ws()}:${a}},"z":${gen.object(2, 2)}}` },
+    { path: 'a.0.b', wrap: a => `{"a":[{"b":${a},"c":${gen.scalar()}},${gen.value(2)}]}` },
+    { path: 'a.1', wrap: a => `{"a":[${gen.value(2)},${gen.ws()}${a}${gen.ws()},${gen.value(2)}]}` },
+    { path: 'items', wrap: a => `{"it\\u0065ms":${a}}` }
+  ]
+  let failures = 0
+  for (let k = 0; k < 500 && failures < 5; k++) {
+    const shape = shapes[k % shapes.length]!
+    let body = Buffer.from(gen.ws() + shape.wrap(gen.array(1, gen.int(8))) + gen.ws())
+    const damaged = k % 2 === 1
+    if (damaged) body = gen.mutate(body)
+    const variant = VARIANTS[k % VARIANTS.length]!
+    const reference = referenceJson(body, shape.path)
+    if (!damaged) t.equal(reference.code, undefined, 'valid before damage')
+    const difference = compare(body, reference, chunks => streamJson(chunks, { ...variant, path: shape.path }), variant.batchSize,
+      { seed: k, codes: !damaged, allowTwice: true })
+    if (difference !== '') failures++
+    t.equal(difference, '', `${shape.path} body #${k} ${describe(body)}`)
+  }
+})
+
+t.test('NDJSON: same items and the same failing line as the reference', async t => {
+  const gen = new JsonGen(505, { newlines: false })
+  let failures = 0
+  for (let k = 0; k < 600 && failures < 5; k++) {
+    const lines: string[] = []
+    for (let l = gen.int(8); l > 0; l--) {
+      const r = gen.random()
+      lines.push(r < 0.15 ? '' : r < 0.25 ? gen.pick([' ', '\t', '  \r']) : gen.ws() + gen.value(1) + gen.ws())
+    }
+    let text = lines.map(line => line + gen.pick(['\n', '\r\n', '\n'])).join('')
+    if (gen.random() < 0.3) text = text.replace(/\r?\n$/, '')
+    let body = Buffer.from(text)
+    if (k % 2 === 1) body = gen.mutate(body)
+    const batchSize = [1, 2, 1000][k % 3]!
+    const reference = referenceNdjson(body)
+    const difference = compare(body, reference, chunks => streamNdjson(chunks, { batchSize }), batchSize, { seed: k, codes: true, lines: true })
+    if (difference !== '') failures++
+    t.equal(difference, '', `body #${k} ${describe(body)}`)
+    let buffered: Outcome
+    try {
+      buffered = { items: parseNdjsonBody(body) }
+    } catch (err) {
+      buffered = { code: (err as Error & { code: string }).code }
+    }
+    t.equal(buffered.code, reference.code, 'parseNdjsonBody rejects as the reference does')
+    if (reference.items !== undefined) t.same(buffered.items, reference.items)
+  }
+})
+
+t.test('prototype poisoning in every spelling, under every action, equals the reference', async t => {
+  const actions: PoisoningAction[] = ['error', 'remove', 'ignore']
+  const bodies = [
+    '[{"__proto__":{"x":1}}]',
+    '[1,{"a":{"\\u005f_proto__":{"x":1}}},2]',
+    '[{"\\u005F\\u005Fpr\\u006fto__":1}]',
+    '[{"constructor":{"prototype":{"x":1}}}]',
+    '[{"c\\u006fnstructor":{"prot\\u006ftype":1}}, 3]',
+    '[{"constructor":{"prototype":null}}, {"constructor":1}, {"constructor":{"x":{"prototype":1}}}]',
+    '[{"a":[{"b":{"__proto__":[]}}]}]',
+    '{"__proto__":{"x":1}}',
+    '[{"x":"\\"__proto__\\":1"}]',
+    '[{"__proto__":{"constructor":{"prototype":1}}}]',
+    '[{"constructor":{"prototype":{"__proto__":1}}}]'
+  ]
+  const pathBodies: Array<[string, string]> = [
+    ['items', '{"__proto__":{"x":1},"items":[1,2]}'],
+    ['items', '{"items":[1,2],"\\u005f_proto__":[]}'],
+    ['items', '{"constructor":{"prototype":{}},"items":[1]}'],
+    ['items', '{"constructor":{"x":{}},"items":[{"__proto__":1}]}'],
+    ['data.rows', '{"data":{"__proto__":1,"rows":[1]}}'],
+    ['__proto__', '{"__proto__":[1,2]}'],
+    ['constructor.prototype', '{"constructor":{"prototype":[1]}}'],
+    ['items', '{"__proto__":{"constructor":{"prototype":1}},"items":[1]}'],
+    ['items', '{"constructor":{"prototype":{"__proto__":1}},"items":[1]}'],
+    ['items', '{"constructor":{"__proto__":1},"items":[1]}']
+  ]
+  const cases: Array<[string | undefined, string]> = [...bodies.map((body): [undefined, string] => [undefined, body]), ...pathBodies]
+  for (const [path, text] of cases) {
+    for (const protoAction of actions) {
+      for (const constructorAction of actions) {
+        const policy = { protoAction, constructorAction }
+        const body = Buffer.from(text)
+        const reference = referenceJson(body, path, policy)
+        const difference = compare(body, reference, chunks => streamJson(chunks, { ...policy, path, maxParseBytes: 8 }), 1000,
+          { seed: 1, codes: true })
+        t.equal(difference, '', `${show(text)} path=${path} proto=${protoAction} constructor=${constructorAction}`)
+      }
+    }
+    const line = Buffer.from(text + '\n' + text)
+    for (const protoAction of actions) {
+      const reference = referenceNdjson(line, { protoAction })
+      t.equal(compare(line, reference, chunks => streamNdjson(chunks, { protoAction }), 1000, { seed: 2, codes: true, lines: true }), '',
+        `NDJSON ${show(text)} proto=${protoAction}`)
+    }
+  }
+})
