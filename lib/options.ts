@@ -1,6 +1,7 @@
 import type { Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BufferPool } from './core/buffer-pool.js'
+import { FST_NEXURE_INVALID_OPTION } from './errors.js'
 
 /**
  * Makes one Transform per request (or per uploaded file). It receives the decoded bytes in
@@ -118,4 +119,158 @@ export interface StreamStats {
   poolHits: number
   /** Buffer pool acquires that allocated during this body. */
   poolMisses: number
+}
+
+export const STREAM_BODY_DEFAULTS = Object.freeze({
+  streamThreshold: 1024 * 1024,
+  batchSize: 1000,
+  bodyLimit: 1024 * 1024 * 1024,
+  maxItemSize: 16 * 1024 * 1024,
+  maxBufferSize: 64 * 1024,
+  streamChunkSize: 16 * 1024,
+  drainLimit: 64 * 1024
+})
+
+export const JSON_CONTENT_TYPES: readonly string[] = ['application/json']
+/** `application/*+json` (RFC 6839 structured syntax suffix), e.g. application/vnd.api+json. */
+export const JSON_SUFFIX_CONTENT_TYPE = /^application\/[^\s;/]+\+json(?:\s*;|$)/i
+export const NDJSON_CONTENT_TYPES: readonly string[] = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines']
+export const RAW_CONTENT_TYPES: readonly string[] = ['application/octet-stream']
+
+/** The options of one registration, normalised: every field present, frozen. */
+export interface ResolvedStreamBodyOptions {
+  readonly streamThreshold: number
+  readonly batchSize: number
+  readonly bodyLimit: number
+  readonly maxItemSize: number
+  readonly maxBufferSize: number
+  readonly streamChunkSize: number
+  readonly pool: BufferPool | null
+  readonly transforms: readonly TransformFactory[]
+  readonly rawContentTypes: readonly string[]
+  readonly drainLimit: number
+}
+
+/** What a route runs with: the plugin's options with the route's `config.streamBody` on top. */
+export interface ResolvedRouteOptions {
+  readonly streamThreshold: number
+  readonly batchSize: number
+  readonly bodyLimit: number
+  readonly maxItemSize: number
+  readonly transforms: readonly TransformFactory[]
+  readonly itemSchema: Record<string, unknown> | null
+}
+
+type Fail = (name: string, why: string) => Error
+
+/** The error for an invalid option, raised at registration. */
+export function invalidOption (name: string, why: string): Error {
+  return new FST_NEXURE_INVALID_OPTION(name, why)
+}
+
+function positiveInteger (fail: Fail, name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
+    throw fail(name, `must be a positive integer, got ${describe(value)}`)
+  }
+  return value
+}
+
+function nonNegativeInteger (fail: Fail, name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
+    throw fail(name, `must be a non-negative integer, got ${describe(value)}`)
+  }
+  return value
+}
+
+function transformList (fail: Fail, name: string, value: unknown, fallback: readonly TransformFactory[]): readonly TransformFactory[] {
+  if (value === undefined) return fallback
+  if (!Array.isArray(value) || !value.every(f => typeof f === 'function')) {
+    throw fail(name, 'must be an array of functions (request, reply) => Transform')
+  }
+  return Object.freeze([...value] as TransformFactory[])
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (value === null || typeof value !== 'object') return String(value)
+  return Array.isArray(value) ? 'an array' : 'an object'
+}
+
+const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxBufferSize',
+  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit'])
+const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'itemSchema', 'transforms'])
+
+function unknownKeys (fail: Fail, prefix: string, options: object, known: Set<string>): void {
+  for (const key of Object.keys(options)) {
+    if (!known.has(key)) throw fail(`${prefix}${key}`, `is not an option (known: ${[...known].join(', ')})`)
+  }
+}
+
+/**
+ * Normalises the options given to `register(streamBody, options)` into a fresh frozen object.
+ * The caller's object is never modified; an invalid value throws here, at registration.
+ */
+export function normalizeStreamBodyOptions (
+  options: StreamBodyOptions,
+  fail: Fail,
+  makePool: (slabSize: number) => BufferPool
+): ResolvedStreamBodyOptions {
+  // Fastify hands plugins their options object; its own keys (prefix, logLevel) are not ours.
+  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _ls, ...own } = options as StreamBodyOptions & Record<string, unknown>
+  unknownKeys(fail, '', own, PLUGIN_KEYS)
+  const d = STREAM_BODY_DEFAULTS
+  const maxBufferSize = positiveInteger(fail, 'maxBufferSize', own.maxBufferSize, d.maxBufferSize)
+  let pool: BufferPool | null
+  if (own.pool === undefined) pool = makePool(maxBufferSize)
+  else if (own.pool === false) pool = null
+  else if (typeof own.pool === 'object' && own.pool !== null && typeof own.pool.acquire === 'function') pool = own.pool
+  else throw fail('pool', 'must be a BufferPool or false')
+
+  const rawContentTypes = own.rawContentTypes ?? RAW_CONTENT_TYPES
+  if (!Array.isArray(rawContentTypes) || !rawContentTypes.every(t => typeof t === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(t))) {
+    throw fail('rawContentTypes', 'must be an array of media types such as "application/octet-stream"')
+  }
+  return Object.freeze({
+    streamThreshold: nonNegativeInteger(fail, 'streamThreshold', own.streamThreshold, d.streamThreshold),
+    batchSize: positiveInteger(fail, 'batchSize', own.batchSize, d.batchSize),
+    bodyLimit: positiveInteger(fail, 'bodyLimit', own.bodyLimit, d.bodyLimit),
+    maxItemSize: positiveInteger(fail, 'maxItemSize', own.maxItemSize, d.maxItemSize),
+    maxBufferSize,
+    streamChunkSize: positiveInteger(fail, 'streamChunkSize', own.streamChunkSize, d.streamChunkSize),
+    pool,
+    transforms: transformList(fail, 'transforms', own.transforms, []),
+    rawContentTypes: Object.freeze(rawContentTypes.map(t => t.toLowerCase())),
+    drainLimit: nonNegativeInteger(fail, 'drainLimit', own.drainLimit, d.drainLimit)
+  })
+}
+
+/**
+ * Resolves what one route runs with. `routeBodyLimit` is the route's own `bodyLimit` option,
+ * given only when the route set it explicitly (Fastify fills in its server default otherwise,
+ * which must not override the plugin's much larger default).
+ */
+export function resolveRouteOptions (
+  plugin: ResolvedStreamBodyOptions,
+  config: unknown,
+  routeBodyLimit: number | undefined,
+  fail: Fail
+): ResolvedRouteOptions {
+  const route = (config ?? {}) as StreamBodyRouteOptions
+  if (typeof route !== 'object' || Array.isArray(route)) throw fail('config.streamBody', 'must be an object')
+  unknownKeys(fail, 'config.streamBody.', route, ROUTE_KEYS)
+  const itemSchema = route.itemSchema ?? null
+  if (itemSchema !== null && (typeof itemSchema !== 'object' || Array.isArray(itemSchema))) {
+    throw fail('config.streamBody.itemSchema', 'must be a JSON Schema object')
+  }
+  const explicitLimit = route.bodyLimit ?? routeBodyLimit
+  return Object.freeze({
+    streamThreshold: nonNegativeInteger(fail, 'config.streamBody.streamThreshold', route.streamThreshold, plugin.streamThreshold),
+    batchSize: positiveInteger(fail, 'config.streamBody.batchSize', route.batchSize, plugin.batchSize),
+    bodyLimit: positiveInteger(fail, 'config.streamBody.bodyLimit', explicitLimit, plugin.bodyLimit),
+    maxItemSize: positiveInteger(fail, 'config.streamBody.maxItemSize', route.maxItemSize, plugin.maxItemSize),
+    transforms: transformList(fail, 'config.streamBody.transforms', route.transforms, plugin.transforms),
+    itemSchema
+  })
 }

@@ -1,9 +1,55 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
-import type { StreamBodyOptions } from '../options.js'
+import { BufferPool } from '../core/buffer-pool.js'
+import { createBatches, bodyStream } from '../body/batches.js'
+import { createParser, type PoisoningPolicy } from '../body/parser.js'
+import { planUnreadBody, releaseAbortedBody, releaseBody, rememberReply, resolveRoute } from '../body/lifecycle.js'
+import {
+  invalidOption,
+  JSON_CONTENT_TYPES,
+  JSON_SUFFIX_CONTENT_TYPE,
+  NDJSON_CONTENT_TYPES,
+  normalizeStreamBodyOptions,
+  type StreamBodyOptions
+} from '../options.js'
+import { kBodyState, kReply } from '../symbols.js'
+import '../body/types.js'
 
-const plugin: FastifyPluginAsync<StreamBodyOptions> = async () => {
-  throw new Error('nexure: streamBody is not implemented yet')
+const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
+  const opts = normalizeStreamBodyOptions(options, invalidOption, slabSize => new BufferPool({ slabSize }))
+  const policy: PoisoningPolicy = {
+    protoAction: app.initialConfig.onProtoPoisoning ?? 'error',
+    constructorAction: app.initialConfig.onConstructorPoisoning ?? 'error'
+  }
+
+  // Content-type parsers: they replace Fastify's JSON parser in this context only.
+  if (app.hasContentTypeParser('application/json')) app.removeContentTypeParser('application/json')
+  const jsonParser = createParser('json', opts, policy)
+  app.addContentTypeParser([...JSON_CONTENT_TYPES], jsonParser)
+  app.addContentTypeParser(JSON_SUFFIX_CONTENT_TYPE, jsonParser)
+  app.addContentTypeParser([...NDJSON_CONTENT_TYPES], createParser('ndjson', opts, policy))
+  for (const type of opts.rawContentTypes) {
+    if (app.hasContentTypeParser(type)) app.removeContentTypeParser(type)
+  }
+  app.addContentTypeParser([...opts.rawContentTypes], createParser('raw', opts, policy))
+
+  // Request API (shared by every registration; each request carries its own options).
+  if (!app.hasRequestDecorator('batches')) {
+    app.decorateRequest('batches', createBatches(policy))
+    app.decorateRequest('bodyStream', bodyStream)
+    app.decorateRequest('streamStats', null)
+    app.decorateRequest(kBodyState, null)
+    app.decorateRequest(kReply, null)
+  }
+
+  // Per-route options, checked at registration.
+  app.addHook('onRoute', resolveRoute(opts))
+
+  // Lifecycle: the reply for transforms; unread bodies drained or closed; everything freed.
+  app.addHook('preParsing', rememberReply)
+  app.addHook('onSend', planUnreadBody)
+  app.addHook('onResponse', releaseBody)
+  app.addHook('onRequestAbort', releaseAbortedBody)
 }
 
 export const streamBody = fp(plugin, { fastify: '5.x', name: 'nexure-stream-body' })

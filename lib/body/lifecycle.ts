@@ -1,0 +1,82 @@
+import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { kReply, kRouteOptions } from '../symbols.js'
+import { bodyStateOf, hasUnreadBody } from './state.js'
+
+/** onRoute: resolves and checks `config.streamBody` when the route is registered, not at its first request. */
+export function resolveRoute (plugin: ResolvedStreamBodyOptions) {
+  return function onRoute (routeOptions: RouteOptions): void {
+    const config = routeOptions.config as Record<string, unknown> | undefined
+    const resolved = resolveRouteOptions(plugin, config?.streamBody, routeOptions.bodyLimit, invalidOption)
+    routeOptions.config = { ...config, [kRouteOptions]: resolved } as RouteOptions['config']
+  }
+}
+
+/** preParsing: user transform factories receive the reply, which a content-type parser is not given. */
+export const rememberReply: preParsingHookHandler = function (request, reply, payload, done) {
+  request[kReply] = reply
+  done(null, payload)
+}
+
+/**
+ * onSend: a handler may answer before it has read the whole body (it broke out of its loop, or
+ * a 400/413 ended it). Node will not dump a body that was piped and paused, so the next request
+ * on that keep-alive connection would wait behind the unread bytes (fastify#4588,
+ * multipart#630). A short rest is drained after the response; anything else closes the
+ * connection, and the client is told so.
+ */
+export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
+  const state = bodyStateOf(request)
+  if (state !== undefined && hasUnreadBody(state)) {
+    const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
+    if (state.failed || rest > state.plugin.drainLimit) {
+      reply.header('connection', 'close')
+      lingerOnClose(request)
+    }
+  }
+  done(null, payload)
+}
+
+const LINGER_MS = 2000
+
+/**
+ * A lingering close, as web servers do it (nginx's lingering_close): after a response that
+ * closes the connection while the client is still sending, Node would destroy the socket at
+ * once, and the client's next write is answered with a reset that often reaches it before the
+ * response does (undici reports EPIPE instead of the 413). So the write side is ended (the
+ * client sees the response and the end of the connection), and what still arrives is read and
+ * discarded for up to LINGER_MS before the socket is destroyed.
+ */
+function lingerOnClose (request: FastifyRequest): void {
+  const socket = request.raw.socket
+  if (socket === null || socket.destroyed) return
+  // Node calls socket.destroySoon() once the last response on the connection is written.
+  socket.destroySoon = function lingeringClose (this: typeof socket): void {
+    this.end()
+    const timer = setTimeout(() => this.destroy(), LINGER_MS)
+    timer.unref()
+    this.once('close', () => clearTimeout(timer))
+    request.raw.resume()
+  }
+}
+
+function release (request: FastifyRequest): void {
+  const state = bodyStateOf(request)
+  if (state === undefined || !hasUnreadBody(state)) return
+  state.source!.destroy()
+  // Read what is left and discard it: a short rest, so the connection can be reused; or what
+  // arrives while a closing connection lingers (see lingerOnClose).
+  if (!request.raw.destroyed) request.raw.resume()
+}
+
+/** onResponse: stop reading, free transforms and pooled buffers, drain a short rest. */
+export const releaseBody: onResponseHookHandler = function (request, reply, done) {
+  release(request)
+  done()
+}
+
+/** onRequestAbort: the client is gone; free everything. */
+export const releaseAbortedBody: onRequestAbortHookHandler = function (request, done) {
+  release(request)
+  done()
+}

@@ -1,0 +1,43 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BodySource } from '../stream/body-source.js'
+import type { ResolvedRouteOptions, ResolvedStreamBodyOptions } from '../options.js'
+import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
+
+export type BodyKind = 'json' | 'ndjson' | 'raw'
+
+/** What nexure knows about one request's body; hangs on `request[kBodyState]`. */
+export interface BodyState {
+  readonly kind: BodyKind
+  readonly plugin: ResolvedStreamBodyOptions
+  readonly route: ResolvedRouteOptions
+  readonly contentLength: number | undefined
+  /** The reply of this request, for user transform factories. */
+  reply: FastifyReply | null
+  /** The decoded bytes of a body read at once (small bodies), kept for bodyStream(). */
+  buffer: Buffer | null
+  /** The stream of a body left on the socket; null once a small body was read whole. */
+  source: BodySource | null
+  /** Which call took the body: 'request.batches()' or 'request.bodyStream()'. */
+  consumedBy: string | null
+  /** A read or parse error ended the body early. */
+  failed: boolean
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    [kBodyState]?: BodyState | null
+    [kReply]?: FastifyReply | null
+  }
+  interface FastifyContextConfig {
+    [kRouteOptions]?: ResolvedRouteOptions
+  }
+}
+
+export function bodyStateOf (request: FastifyRequest): BodyState | undefined {
+  return request[kBodyState] ?? undefined
+}
+
+/** True while part of a streamed body is still unread. */
+export function hasUnreadBody (state: BodyState): boolean {
+  return state.source !== null && !state.source.ended
+}

@@ -1,0 +1,179 @@
+import { pipeline, type Readable, type Transform } from 'node:stream'
+import { ByteLimit } from './byte-limit.js'
+import { createDecoder, type ContentCoding } from './decode.js'
+import {
+  FST_NEXURE_ABORTED,
+  FST_NEXURE_INVALID_ENCODING,
+  FST_NEXURE_TRANSFORM_FAILED
+} from '../errors.js'
+
+export interface BodySourceOptions {
+  /** Decoders to apply, in decoding order. */
+  codings: readonly ContentCoding[]
+  bodyLimit: number
+  /** Made lazily, when the body is first read: user transforms run per request. */
+  makeTransforms: () => Transform[]
+  highWaterMark: number
+}
+
+type Stage = 'limit' | 'decoder' | 'transform'
+
+/**
+ * One request body as a pull-based sequence of decoded, limited, transformed chunks.
+ *
+ * payload ─pipe─▶ limit(received) ─▶ [decoder ─▶ limit(decoded)]* ─▶ transforms* ─▶ consumer
+ *
+ * The payload (the socket's IncomingMessage) is piped in rather than put inside `pipeline()`:
+ * a consumer that stops early destroys the pipeline, and that must not destroy the socket, which
+ * still has a response to carry. What is left of the payload is the plugin's to drain or close.
+ *
+ * Chunks are pulled with an async iterator, so nothing is read from the socket faster than the
+ * consumer asks: the handler's `for await` pace is the socket's read pace. Errors are classified
+ * by the stage that raised them, so each becomes the right coded HTTP error.
+ */
+export class BodySource {
+  readonly #payload: Readable
+  readonly #options: BodySourceOptions
+  #head: ByteLimit | null = null
+  #stages: Transform[] = []
+  #iterator: AsyncIterator<Buffer> | null = null
+  #prefix: Buffer[] = []
+  #failure: { error: Error, stage: Stage | 'payload' } | null = null
+  #decoded: ByteLimit | null = null
+  #ended = false
+  #startedAt = 0
+  #endedAt = 0
+
+  constructor (payload: Readable, options: BodySourceOptions) {
+    this.#payload = payload
+    this.#options = options
+  }
+
+  get started (): boolean { return this.#head !== null }
+  /** True once every byte of the body went through to the consumer. */
+  get ended (): boolean { return this.#ended }
+  get bytesReceived (): number { return this.#head?.bytes ?? 0 }
+  get bytesDecoded (): number { return (this.#decoded ?? this.#head)?.bytes ?? 0 }
+  get durationMs (): number {
+    if (this.#startedAt === 0) return 0
+    return (this.#endedAt === 0 ? performance.now() : this.#endedAt) - this.#startedAt
+  }
+
+  #open (): AsyncIterator<Buffer> {
+    if (this.#iterator !== null) return this.#iterator
+    const { codings, bodyLimit, highWaterMark } = this.#options
+    this.#startedAt = performance.now()
+    const head = new ByteLimit(bodyLimit, 'the body', highWaterMark)
+    this.#head = head
+    const stages: Transform[] = [head]
+    const watch = (stream: Transform, stage: Stage): void => {
+      stream.once('error', error => { this.#failure ??= { error, stage } })
+    }
+    watch(head, 'limit')
+    for (const coding of codings) {
+      const decoder = createDecoder(coding, highWaterMark)
+      watch(decoder, 'decoder')
+      decoder.once('error', error => { (error as Error & { coding?: string }).coding = coding })
+      const limit = new ByteLimit(bodyLimit, `the decoded body (${coding})`, highWaterMark)
+      watch(limit, 'limit')
+      stages.push(decoder, limit)
+      this.#decoded = limit
+    }
+    for (const transform of this.#options.makeTransforms()) {
+      watch(transform, 'transform')
+      stages.push(transform)
+    }
+    this.#stages = stages
+    const last = stages[stages.length - 1]!
+    if (stages.length > 1) {
+      // The callback only keeps pipeline() from throwing; errors reach the consumer through
+      // the last stage, which pipeline() destroys with the first error.
+      pipeline(stages as unknown as [Transform, Transform], () => {})
+    }
+
+    const payload = this.#payload
+    const onPayloadError = (error: Error): void => {
+      this.#failure ??= { error, stage: 'payload' }
+      head.destroy(error)
+    }
+    const onPayloadClose = (): void => {
+      if (!payload.readableEnded) onPayloadError(new FST_NEXURE_ABORTED('the connection closed before the body ended'))
+    }
+    payload.on('error', onPayloadError)
+    payload.on('close', onPayloadClose)
+    last.once('close', () => {
+      payload.removeListener('error', onPayloadError)
+      payload.removeListener('close', onPayloadClose)
+    })
+    payload.pipe(head)
+    last.once('end', () => { this.#ended = true; this.#endedAt = performance.now() })
+    this.#iterator = last[Symbol.asyncIterator]()
+    return this.#iterator
+  }
+
+  /**
+   * Reads the whole body if its decoded size is at most `max` bytes and returns it; returns
+   * null as soon as it is larger, keeping what was read so that `chunks()` replays it.
+   */
+  async readUpTo (max: number): Promise<Buffer | null> {
+    const iterator = this.#open()
+    let total = 0
+    try {
+      for (;;) {
+        const next = await iterator.next()
+        if (next.done === true) return Buffer.concat(this.#prefix, total)
+        this.#prefix.push(next.value)
+        total += next.value.length
+        if (total > max) return null
+      }
+    } catch (error) {
+      throw this.classify(error)
+    } finally {
+      if (this.#ended) this.#prefix = []
+    }
+  }
+
+  /** The body's chunks, from the first byte (or the first byte not yet handed out). */
+  async * chunks (): AsyncGenerator<Buffer, void, undefined> {
+    const iterator = this.#open()
+    try {
+      while (this.#prefix.length > 0) yield this.#prefix.shift()!
+      for (;;) {
+        const next = await iterator.next()
+        if (next.done === true) return
+        yield next.value
+      }
+    } catch (error) {
+      throw this.classify(error)
+    }
+  }
+
+  /**
+   * Maps an error raised while reading to the error the client should see: nexure's own coded
+   * errors as they are; a decoder failure as a 400; a client that went away as ABORTED; a user
+   * transform's error as it is when it carries an HTTP status, as TRANSFORM_FAILED otherwise.
+   */
+  classify (error: unknown): Error {
+    const failure = this.#failure
+    const err = (failure?.error ?? error) as Error & { code?: string, statusCode?: number, coding?: string }
+    if (typeof err.code === 'string' && err.code.startsWith('FST_NEXURE_')) return err
+    if (failure?.stage === 'decoder') return new FST_NEXURE_INVALID_ENCODING(err.coding ?? 'compressed', err.message)
+    if (failure?.stage === 'transform') {
+      if (typeof err.statusCode === 'number' && err.statusCode >= 400) return err
+      const wrapped = new FST_NEXURE_TRANSFORM_FAILED(err.message)
+      wrapped.cause = err
+      return wrapped
+    }
+    if (failure?.stage === 'payload' || err.code === 'ERR_STREAM_PREMATURE_CLOSE' || err.code === 'ECONNRESET') {
+      return new FST_NEXURE_ABORTED(err.message)
+    }
+    return err
+  }
+
+  /** Stops reading and frees every stage (zlib handles hold native memory). Idempotent. */
+  destroy (): void {
+    this.#prefix = []
+    if (this.#head !== null) this.#payload.unpipe(this.#head)
+    for (const stage of this.#stages) stage.destroy()
+  }
+}

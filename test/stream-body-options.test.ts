@@ -1,0 +1,84 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { streamBody, BufferPool } from '../lib/index.js'
+import { bodyApp } from './helpers/server.js'
+
+t.test('invalid plugin options are refused at registration', async t => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ batchSize: 0 }, /batchSize: must be a positive integer, got 0/],
+    [{ streamThreshold: -1 }, /streamThreshold/],
+    [{ bodyLimit: '1mb' }, /bodyLimit: must be a positive integer, got "1mb"/],
+    [{ maxItemSize: 1.5 }, /maxItemSize/],
+    [{ transforms: [42] }, /transforms: must be an array of functions/],
+    [{ pool: {} }, /pool: must be a BufferPool or false/],
+    [{ rawContentTypes: ['not a type'] }, /rawContentTypes/],
+    [{ batchsize: 10 }, /batchsize: is not an option/]
+  ]
+  for (const [options, message] of cases) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(streamBody, options as never) }, { code: 'FST_NEXURE_INVALID_OPTION', message }, JSON.stringify(options))
+    await app.close()
+  }
+})
+
+t.test('the caller\'s options object is not modified', async t => {
+  const options = Object.freeze({ batchSize: 5, transforms: Object.freeze([]) as never })
+  const app = await bodyApp(t, options)
+  await app.ready()
+  t.same(options, { batchSize: 5, transforms: [] })
+})
+
+t.test('invalid route config is refused when the route is registered', async t => {
+  const app = await bodyApp(t)
+  t.throws(() => app.post('/x', { config: { streamBody: { batchSize: -5 } } }, async () => 'x'), { code: 'FST_NEXURE_INVALID_OPTION', message: /config\.streamBody\.batchSize/ })
+  t.throws(() => app.post('/y', { config: { streamBody: { itemSchema: 'nope' } } } as never, async () => 'y'), { code: 'FST_NEXURE_INVALID_OPTION', message: /itemSchema/ })
+  t.throws(() => app.post('/z', { config: { streamBody: { limit: 1 } } } as never, async () => 'z'), { code: 'FST_NEXURE_INVALID_OPTION', message: /limit: is not an option/ })
+})
+
+t.test('per-route options override the plugin\'s', async t => {
+  const app = await bodyApp(t, { batchSize: 1000, streamThreshold: 1024 * 1024 })
+  app.post('/r', { config: { streamBody: { batchSize: 3, streamThreshold: 0 } } }, async (request) => {
+    const sizes: number[] = []
+    for await (const batch of request.batches()) sizes.push(batch.length)
+    return { sizes, streamed: request.body === undefined }
+  })
+  const res = await app.inject({ method: 'POST', url: '/r', payload: [1, 2, 3, 4, 5, 6, 7] })
+  t.same(res.json(), { sizes: [3, 3, 1], streamed: true })
+})
+
+t.test('streamStats reports bytes, items, batches and pool use after a streamed body', async t => {
+  const pool = new BufferPool()
+  const app = await bodyApp(t, { streamThreshold: 0, pool })
+  app.post('/s', async (request) => {
+    for await (const _ of request.batches({ size: 100 })) { /* drain */ }
+    return request.streamStats
+  })
+  const payload = JSON.stringify(Array.from({ length: 1000 }, (_, i) => ({ i })))
+  const res = await app.inject({ method: 'POST', url: '/s', headers: { 'content-type': 'application/json' }, payload })
+  const stats = res.json()
+  t.equal(stats.bytesReceived, payload.length)
+  t.equal(stats.bytesDecoded, payload.length)
+  t.equal(stats.items, 1000)
+  t.equal(stats.batches, 10)
+  t.type(stats.durationMs, 'number')
+  t.type(stats.poolHits, 'number')
+  t.type(stats.poolMisses, 'number')
+  t.equal(pool.stats.inUse, 0)
+})
+
+t.test('streamBody can be registered in two scopes with different options', async t => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  for (const [prefix, batchSize] of [['/a', 2], ['/b', 5]] as const) {
+    await app.register(async (scope) => {
+      await scope.register(streamBody, { batchSize, streamThreshold: 0 })
+      scope.post('/', async (request) => {
+        const sizes: number[] = []
+        for await (const batch of request.batches()) sizes.push(batch.length)
+        return sizes
+      })
+    }, { prefix })
+  }
+  t.same((await app.inject({ method: 'POST', url: '/a', payload: [1, 2, 3] })).json(), [2, 1])
+  t.same((await app.inject({ method: 'POST', url: '/b', payload: [1, 2, 3] })).json(), [3])
+})

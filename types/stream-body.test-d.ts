@@ -1,0 +1,44 @@
+import Fastify, { type FastifyRequest } from 'fastify'
+import { Transform, type Readable } from 'node:stream'
+import { expectAssignable, expectError, expectType } from 'tsd'
+import { BufferPool, streamBody, type BatchesOptions, type StreamBodyOptions, type StreamStats } from 'nexure'
+
+const app = Fastify()
+
+// Options: every field typed; wrong types and unknown keys refused.
+app.register(streamBody)
+app.register(streamBody, { streamThreshold: 1024, batchSize: 10, bodyLimit: 1e9, maxItemSize: 1e6 })
+app.register(streamBody, { maxBufferSize: 65536, streamChunkSize: 16384, drainLimit: 0, rawContentTypes: ['text/csv'] })
+app.register(streamBody, { pool: new BufferPool(), transforms: [(request, reply) => new Transform()] })
+app.register(streamBody, { pool: false })
+expectError(app.register(streamBody, { batchSize: '10' }))
+expectError(app.register(streamBody, { streamThreshold: true }))
+expectError(app.register(streamBody, { pool: true }))
+expectError(app.register(streamBody, { transforms: [() => 'not a stream'] }))
+expectError(app.register(streamBody, { batchsize: 10 }))
+expectAssignable<StreamBodyOptions>({ streamThreshold: 0 })
+
+// The request decorations, inside real route handlers.
+interface Row { id: number, name: string }
+app.post('/import', async (request) => {
+  expectType<AsyncIterableIterator<unknown[]>>(request.batches())
+  for await (const batch of request.batches<Row>({ path: 'items', size: 100 })) {
+    expectType<Row[]>(batch)
+    expectType<number>(batch[0]!.id)
+  }
+  expectType<Readable>(request.bodyStream())
+  expectType<StreamStats | null>(request.streamStats)
+  expectError(request.batches({ size: '10' }))
+  expectError(request.batches({ pathh: 'x' }))
+  return null
+})
+
+// Per-route options through Fastify's route config.
+app.post('/route', {
+  config: { streamBody: { batchSize: 5, bodyLimit: 1024, streamThreshold: 0, maxItemSize: 10, itemSchema: { type: 'object' }, transforms: [] } }
+}, async (request) => request.streamStats)
+expectError(app.post('/bad', { config: { streamBody: { batchSize: 'x' } } }, async () => null))
+expectError(app.post('/bad2', { config: { streamBody: { itemSchema: 'x' } } }, async () => null))
+
+expectAssignable<BatchesOptions>({ path: 'data.rows' })
+expectType<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)
