@@ -1,8 +1,119 @@
 import fp from 'fastify-plugin'
-import type { FastifyPluginAsync } from 'fastify'
+import multipart from '@fastify/multipart'
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
+import { kUploadRouteOptions, kUploadState } from '../symbols.js'
+import {
+  normaliseRouteUploadOptions,
+  normaliseUploadOptions,
+  type ResolvedUploadOptions,
+  type SavedUploads,
+  type StreamUploadOptions,
+  type StreamUploadRouteOptions,
+  type UploadedFile,
+  type UploadFields
+} from '../upload/options.js'
+import { claimBody, iterateUploads, saveAll, UploadState } from '../upload/request-uploads.js'
+import { releaseUnreadBody } from '../upload/unread-body.js'
 
-const plugin: FastifyPluginAsync = async () => {
-  throw new Error('nexure: streamUpload is not implemented yet')
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Iterates the request's files, each one yielded once it is completely on disk (in the
+     * request's own temp directory, removed after the response unless `keepFiles`). Text fields
+     * fill `request.uploadFields` as they arrive. Call at most once per request.
+     */
+    uploads(): AsyncIterableIterator<UploadedFile>
+    /** Text fields received so far by `uploads()` / `saveUploads()`. */
+    readonly uploadFields: UploadFields
+    /** Consumes the whole body: every file on disk, every field; at most once per request. */
+    saveUploads(): Promise<SavedUploads>
+  }
+  interface FastifyContextConfig {
+    /** Per-route upload options, validated when the route is registered. */
+    streamUpload?: StreamUploadRouteOptions
+  }
+}
+
+interface UploadRequest extends FastifyRequest {
+  [kUploadState]: UploadState | null
+}
+type UploadRouteConfig = Record<string | symbol, unknown> & { [kUploadRouteOptions]?: ResolvedUploadOptions }
+
+const MULTIPART_FORM_DATA = /^\s*multipart\/form-data\b/i
+const NO_FIELDS: UploadFields = Object.freeze(Object.create(null) as UploadFields)
+
+const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptions) => {
+  const options = await normaliseUploadOptions(rawOptions)
+
+  // Multipart parsing: reuse @fastify/multipart if the application registered it already.
+  if (!fastify.hasPlugin('@fastify/multipart') && !fastify.hasRequestDecorator('parts')) {
+    await fastify.register(multipart)
+  }
+
+  // Route options: validated at route registration, stored pre-resolved in the route's config.
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    const config = route.config as unknown as UploadRouteConfig | undefined
+    if (config?.streamUpload === undefined) return
+    const name = `${String(route.method)} ${route.url}`
+    const resolved = normaliseRouteUploadOptions(config.streamUpload, options, name)
+    route.config = { ...config, [kUploadRouteOptions]: resolved } as unknown as RouteOptions['config']
+  })
+
+  // Request state: only for multipart requests; also arms the abort cleanup.
+  fastify.decorateRequest(kUploadState, null)
+  fastify.addHook('onRequest', (request, reply, done) => {
+    if (MULTIPART_FORM_DATA.test(request.headers['content-type'] ?? '')) startState(request as UploadRequest, reply)
+    done()
+  })
+
+  function startState (request: UploadRequest, reply: FastifyReply): void {
+    const config = request.routeOptions.config as unknown as UploadRouteConfig
+    const state = new UploadState(request, reply, config[kUploadRouteOptions] ?? options)
+    request[kUploadState] = state
+    // onResponse is skipped when the connection drops: these make cleanup unconditional.
+    request.raw.once('close', () => {
+      if (!request.raw.complete) void state.dir.dispose('the client closed the connection mid-body')
+    })
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) void state.dir.dispose('the connection closed before the response was sent')
+    })
+  }
+
+  // The public API.
+  fastify.decorateRequest('uploads', function (this: FastifyRequest) {
+    const state = claimBody(this, (this as UploadRequest)[kUploadState], 'uploads()')
+    return iterateUploads(this, state)
+  })
+  fastify.decorateRequest('saveUploads', function (this: FastifyRequest) {
+    const state = (this as UploadRequest)[kUploadState]
+    if (state?.saved != null) return state.saved
+    try {
+      const claimed = claimBody(this, state, 'saveUploads()')
+      claimed.saved = saveAll(this, claimed)
+      return claimed.saved
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  })
+  fastify.decorateRequest('uploadFields', {
+    getter (this: FastifyRequest) {
+      return (this as UploadRequest)[kUploadState]?.fields ?? NO_FIELDS
+    }
+  })
+
+  // Keep-alive hygiene and cleanup.
+  fastify.addHook('onSend', (request, reply, payload, done) => {
+    const state = (request as UploadRequest)[kUploadState]
+    if (state !== null) releaseUnreadBody(request, reply, state.bytesReceived)
+    done(null, payload)
+  })
+  fastify.addHook('onResponse', async (request) => {
+    await (request as UploadRequest)[kUploadState]?.dir.dispose('the response was sent')
+  })
+  fastify.addHook('onRequestAbort', async (request) => {
+    await (request as UploadRequest)[kUploadState]?.dir.dispose('the client aborted the request')
+  })
 }
 
 export const streamUpload = fp(plugin, { fastify: '5.x', name: 'nexure-stream-upload' })
+export type { StreamUploadOptions, StreamUploadRouteOptions, UploadedFile, UploadFields, SavedUploads }

@@ -1,0 +1,280 @@
+import { statSync } from 'node:fs'
+import { stat } from 'node:fs/promises'
+import { createHash, getHashes } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import type { TransformFactory } from '../options.js'
+import { BufferPool } from '../core/buffer-pool.js'
+import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
+
+/** Options of `streamUpload`, given at registration. */
+export interface StreamUploadOptions {
+  /**
+   * Directory under which every request gets its own `mkdtemp` directory (`nexure-XXXXXX`).
+   * Must exist when the plugin (or the route) is registered.
+   * @default os.tmpdir()
+   */
+  tempDir?: string
+  /**
+   * The most bytes one file may have, as sent by the client. Crossing it is a 413
+   * `FST_NEXURE_FILE_TOO_LARGE` at once, and the partial file is deleted at once.
+   * @default 1073741824 (1 GiB)
+   */
+  maxFileSize?: number
+  /**
+   * The most files in one request; one more is a 413 `FST_NEXURE_TOO_MANY_FILES`.
+   * @default 100
+   */
+  maxFiles?: number
+  /**
+   * The most text fields in one request; one more is a 413 `FST_NEXURE_TOO_MANY_FIELDS`.
+   * @default 1000
+   */
+  maxFields?: number
+  /**
+   * The most bytes one text field may have; more is a 413 `FST_NEXURE_FIELD_TOO_LARGE`.
+   * @default 1048576 (1 MiB)
+   */
+  maxFieldSize?: number
+  /**
+   * Keep the files the handler received after the response. They then belong to the
+   * application, which must remove them (`fs.rm(path.dirname(file.path), { recursive: true })`).
+   * Partial files of a failed or aborted upload are deleted anyway.
+   * @default false
+   */
+  keepFiles?: boolean
+  /**
+   * `false`, or a `node:crypto` hash algorithm (`'sha256'`, `'md5'`, ...) computed while the
+   * file is written; its hex digest is `file.hash`.
+   * @default false
+   */
+  hash?: false | string
+  /**
+   * Transform factories applied, in order, to every file's bytes before they are written.
+   * Called once per file.
+   * @default []
+   */
+  transforms?: TransformFactory[]
+  /**
+   * The pool of 64 KiB slabs in which small chunks are gathered into larger writes, or `false`
+   * to write every chunk as it comes. A pool given here must have `slabSize` of at least 4 KiB.
+   * @default a new BufferPool({ slabSize: 65536, maxPooled: 16 })
+   */
+  pool?: BufferPool | false
+}
+
+/** Options a route may set in `config.streamUpload`; each one overrides the plugin's. */
+export interface StreamUploadRouteOptions {
+  /** @see StreamUploadOptions.tempDir */
+  tempDir?: string
+  /** @see StreamUploadOptions.maxFileSize */
+  maxFileSize?: number
+  /** @see StreamUploadOptions.maxFiles */
+  maxFiles?: number
+  /** @see StreamUploadOptions.maxFields */
+  maxFields?: number
+  /** @see StreamUploadOptions.maxFieldSize */
+  maxFieldSize?: number
+  /** @see StreamUploadOptions.keepFiles */
+  keepFiles?: boolean
+  /** @see StreamUploadOptions.hash */
+  hash?: false | string
+  /** Transform factories for this route's files; they replace the plugin's. */
+  transforms?: TransformFactory[]
+}
+
+/** One file, completely on disk. */
+export interface UploadedFile {
+  /** The form field name the file came in. */
+  fieldname: string
+  /**
+   * The client's file name, sanitised (no directories, no control characters); metadata only,
+   * never used to build a path. May be empty.
+   */
+  filename: string
+  /** The part's Content-Type, as the client declared it. */
+  mimetype: string
+  /** The part's Content-Transfer-Encoding (`7bit` when absent). */
+  encoding: string
+  /** Where the file is, under a generated name inside the request's own directory. */
+  path: string
+  /** Bytes the client sent for this file. */
+  size: number
+  /** Hex digest of the bytes the client sent (with the `hash` option), else `null`. */
+  hash: string | null
+}
+
+/** Text fields by name; a name sent more than once maps to an array, in arrival order. */
+export type UploadFields = Record<string, string | string[]>
+
+/** What `request.saveUploads()` returns. */
+export interface SavedUploads {
+  files: UploadedFile[]
+  fields: UploadFields
+}
+
+export const STREAM_UPLOAD_DEFAULTS = Object.freeze({
+  maxFileSize: 1024 * 1024 * 1024,
+  maxFiles: 100,
+  maxFields: 1000,
+  maxFieldSize: 1024 * 1024,
+  keepFiles: false,
+  hash: false as const
+})
+
+/** Options normalised: every field present, frozen. Plugin and route options resolve to this. */
+export interface ResolvedUploadOptions {
+  readonly tempDir: string
+  readonly maxFileSize: number
+  readonly maxFiles: number
+  readonly maxFields: number
+  readonly maxFieldSize: number
+  readonly keepFiles: boolean
+  readonly hash: string | false
+  readonly transforms: readonly TransformFactory[]
+  readonly pool: BufferPool | null
+}
+
+const OPTION_NAMES = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool'])
+const ROUTE_OPTION_NAMES = new Set([...OPTION_NAMES].filter(name => name !== 'pool'))
+// Fastify hands its own register() options (prefix, logLevel, ...) to the plugin too.
+const FASTIFY_REGISTER_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
+// Below a page, gathering chunks into a slab would not save writes worth the copy.
+const MIN_SLAB_SIZE = 4096
+const LIMIT_NAMES = ['maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize'] as const
+
+// Names an option in messages: `maxFiles` for the plugin's, `config.streamUpload.maxFiles of
+// POST /upload` for a route's.
+type Label = (name: string) => string
+const pluginLabel: Label = name => name
+
+function invalid (name: string, why: string): Error {
+  return new FST_NEXURE_INVALID_OPTION(name, why)
+}
+
+function describe (value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value)
+  if (typeof value === 'function') return 'a function'
+  return String(value)
+}
+
+// Limits are counts of bytes or parts: non-negative integers, or Infinity for "no limit".
+function checkLimit (at: Label, name: string, value: unknown): number {
+  if (typeof value !== 'number' || !(value === Infinity || (Number.isSafeInteger(value) && value >= 0))) {
+    throw invalid(at(name), `expected a non-negative integer or Infinity, got ${describe(value)}`)
+  }
+  return value
+}
+
+function checkHash (at: Label, value: unknown): string | false {
+  if (value === false) return false
+  if (typeof value !== 'string' || !getHashes().includes(value)) {
+    throw invalid(at('hash'), `expected false or one of crypto.getHashes() (e.g. "sha256"), got ${describe(value)}`)
+  }
+  try {
+    createHash(value)
+  } catch (err) {
+    throw invalid(at('hash'), `"${value}" cannot be used with crypto.createHash: ${(err as Error).message}`)
+  }
+  return value
+}
+
+function checkTransforms (at: Label, value: unknown): readonly TransformFactory[] {
+  if (!Array.isArray(value)) throw invalid(at('transforms'), `expected an array of functions, got ${describe(value)}`)
+  value.forEach((factory, index) => {
+    if (typeof factory !== 'function') {
+      throw invalid(at(`transforms[${index}]`), `expected a function returning a Transform, got ${describe(factory)}`)
+    }
+  })
+  return Object.freeze([...value] as TransformFactory[])
+}
+
+function checkPool (at: Label, value: unknown): BufferPool | null {
+  if (value === false) return null
+  if (!(value instanceof BufferPool) || value.slabSize < MIN_SLAB_SIZE) {
+    throw invalid(at('pool'), `expected false or a BufferPool with slabSize >= ${MIN_SLAB_SIZE}, got ${describe(value)}`)
+  }
+  return value
+}
+
+function checkTempDirPath (at: Label, value: unknown): string {
+  if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) {
+    throw invalid(at('tempDir'), `expected a directory path, got ${describe(value)}`)
+  }
+  return path.resolve(value)
+}
+
+function notADirectory (at: Label, dir: string, err?: unknown): Error {
+  const why = err === undefined ? 'not a directory' : (err as NodeJS.ErrnoException).code ?? String(err)
+  return invalid(at('tempDir'), `"${dir}" is not an existing directory (${why})`)
+}
+
+function checkObject (at: Label, options: unknown, known: ReadonlySet<string>, ignored: ReadonlySet<string> = new Set()): Record<string, unknown> {
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw invalid(at('') || 'options', `expected an object, got ${describe(options)}`)
+  }
+  for (const key of Object.keys(options)) {
+    if (!known.has(key) && !ignored.has(key)) throw invalid(at(key), `unknown option (known: ${[...known].join(', ')})`)
+  }
+  return options as Record<string, unknown>
+}
+
+// Shared by plugin and route normalisation: `base` supplies what `options` leaves out.
+function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploadOptions): ResolvedUploadOptions {
+  const limits = { ...base } as Record<(typeof LIMIT_NAMES)[number], number>
+  for (const name of LIMIT_NAMES) {
+    if (options[name] !== undefined) limits[name] = checkLimit(at, name, options[name])
+  }
+  if (options.keepFiles !== undefined && typeof options.keepFiles !== 'boolean') {
+    throw invalid(at('keepFiles'), `expected a boolean, got ${describe(options.keepFiles)}`)
+  }
+  return Object.freeze({
+    tempDir: options.tempDir === undefined ? base.tempDir : checkTempDirPath(at, options.tempDir),
+    maxFileSize: limits.maxFileSize,
+    maxFiles: limits.maxFiles,
+    maxFields: limits.maxFields,
+    maxFieldSize: limits.maxFieldSize,
+    keepFiles: (options.keepFiles as boolean | undefined) ?? base.keepFiles,
+    hash: options.hash === undefined ? base.hash : checkHash(at, options.hash),
+    transforms: options.transforms === undefined ? base.transforms : checkTransforms(at, options.transforms),
+    pool: options.pool === undefined ? base.pool : checkPool(at, options.pool)
+  })
+}
+
+/**
+ * Validates the plugin's options and returns a fresh frozen copy with every default filled in.
+ * The caller's object is never written to. Throws FST_NEXURE_INVALID_OPTION.
+ */
+export async function normaliseUploadOptions (options: StreamUploadOptions = {}): Promise<ResolvedUploadOptions> {
+  const checked = checkObject(pluginLabel, options, OPTION_NAMES, FASTIFY_REGISTER_NAMES)
+  const base: ResolvedUploadOptions = {
+    ...STREAM_UPLOAD_DEFAULTS,
+    tempDir: tmpdir(),
+    transforms: Object.freeze([]),
+    pool: checked.pool === undefined ? new BufferPool({ slabSize: 64 * 1024, maxPooled: 16 }) : null
+  }
+  const resolved = merge(pluginLabel, checked, base)
+  const info = await stat(resolved.tempDir).catch((err: unknown) => { throw notADirectory(pluginLabel, resolved.tempDir, err) })
+  if (!info.isDirectory()) throw notADirectory(pluginLabel, resolved.tempDir)
+  return resolved
+}
+
+/**
+ * Validates a route's `config.streamUpload` (at route registration, from the onRoute hook) and
+ * returns the plugin's options with the route's on top, frozen.
+ */
+export function normaliseRouteUploadOptions (routeOptions: unknown, plugin: ResolvedUploadOptions, route: string): ResolvedUploadOptions {
+  const at: Label = name => `config.streamUpload${name === '' ? '' : '.' + name} of ${route}`
+  const checked = checkObject(at, routeOptions, ROUTE_OPTION_NAMES)
+  const resolved = merge(at, checked, plugin)
+  if (resolved.tempDir !== plugin.tempDir) {
+    let isDirectory: boolean
+    try {
+      isDirectory = statSync(resolved.tempDir).isDirectory()
+    } catch (err) {
+      throw notADirectory(at, resolved.tempDir, err)
+    }
+    if (!isDirectory) throw notADirectory(at, resolved.tempDir)
+  }
+  return resolved
+}
