@@ -87,3 +87,7 @@ export const FST_NEXURE_INVALID_MULTIPART = createError<'FST_NEXURE_INVALID_MULT
 /** Writing an upload to disk failed (full or read-only disk); everything written is removed. */
 export const FST_NEXURE_UPLOAD_WRITE_FAILED = createError<'FST_NEXURE_UPLOAD_WRITE_FAILED', 500, [string]>(
   'FST_NEXURE_UPLOAD_WRITE_FAILED', 'Could not store the upload: %s', 500)
+
+/** The body took longer than `bodyTimeout`, or the client stayed silent mid-body longer than `idleTimeout`. */
+export const FST_NEXURE_BODY_TIMEOUT = createError<'FST_NEXURE_BODY_TIMEOUT', 408, [string]>(
+  'FST_NEXURE_BODY_TIMEOUT', 'Request body timed out: %s', 408)

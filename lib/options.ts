@@ -2,6 +2,7 @@ import type { Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BufferPool } from './core/buffer-pool.js'
 import { FST_NEXURE_INVALID_OPTION } from './errors.js'
+import type { PressureBounds } from './stream/pressure.js'
 
 /**
  * Makes one Transform per request (or per uploaded file). It receives the decoded bytes in
@@ -67,6 +68,25 @@ export interface StreamBodyOptions {
    * @default 65536 (64 KiB)
    */
   drainLimit?: number
+  /**
+   * The longest a whole body may take to arrive, in ms, from the first read; a slower one is
+   * ended with 408. `0` for no limit (endless NDJSON feeds).
+   * @default 0
+   */
+  bodyTimeout?: number
+  /**
+   * The longest the client may stay silent mid-body while nexure is waiting for bytes, in ms;
+   * then 408. Time the handler spends on a batch does not count.
+   * @default 30000
+   */
+  idleTimeout?: number
+  /**
+   * Adaptive throttling, off by default: while event-loop delay or heap use is over a bound,
+   * nexure stops reading request bodies (TCP backpressure slows the clients) until it recovers.
+   * `request.streamStats.throttledMs` reports the time a body spent held.
+   * @default false
+   */
+  underPressure?: PressureBounds | false
 }
 
 /** Options a route may set in `config.streamBody`; they override the plugin's. */
@@ -86,6 +106,10 @@ export interface StreamBodyRouteOptions {
   itemSchema?: Record<string, unknown>
   /** Transform factories for this route; they replace the plugin's. */
   transforms?: TransformFactory[]
+  /** @see StreamBodyOptions.bodyTimeout */
+  bodyTimeout?: number
+  /** @see StreamBodyOptions.idleTimeout */
+  idleTimeout?: number
 }
 
 /** Options of one `request.batches()` call. */
@@ -119,6 +143,8 @@ export interface StreamStats {
   poolHits: number
   /** Buffer pool acquires that allocated during this body. */
   poolMisses: number
+  /** Milliseconds intake was held by adaptive throttling (`underPressure`). */
+  throttledMs: number
 }
 
 export const STREAM_BODY_DEFAULTS = Object.freeze({
@@ -128,7 +154,9 @@ export const STREAM_BODY_DEFAULTS = Object.freeze({
   maxItemSize: 16 * 1024 * 1024,
   maxBufferSize: 64 * 1024,
   streamChunkSize: 16 * 1024,
-  drainLimit: 64 * 1024
+  drainLimit: 64 * 1024,
+  bodyTimeout: 0,
+  idleTimeout: 30_000
 })
 
 export const JSON_CONTENT_TYPES: readonly string[] = ['application/json']
@@ -149,6 +177,9 @@ export interface ResolvedStreamBodyOptions {
   readonly transforms: readonly TransformFactory[]
   readonly rawContentTypes: readonly string[]
   readonly drainLimit: number
+  readonly bodyTimeout: number
+  readonly idleTimeout: number
+  readonly underPressure: Readonly<PressureBounds> | null
 }
 
 /** What a route runs with: the plugin's options with the route's `config.streamBody` on top. */
@@ -159,6 +190,8 @@ export interface ResolvedRouteOptions {
   readonly maxItemSize: number
   readonly transforms: readonly TransformFactory[]
   readonly itemSchema: Record<string, unknown> | null
+  readonly bodyTimeout: number
+  readonly idleTimeout: number
 }
 
 type Fail = (name: string, why: string) => Error
@@ -199,8 +232,27 @@ function describe (value: unknown): string {
 }
 
 const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxBufferSize',
-  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit'])
-const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'itemSchema', 'transforms'])
+  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure'])
+const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'itemSchema', 'transforms',
+  'bodyTimeout', 'idleTimeout'])
+const PRESSURE_KEYS = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
+
+function pressureBounds (fail: Fail, value: unknown): Readonly<PressureBounds> | null {
+  if (value === undefined || value === false) return null
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw fail('underPressure', 'must be false or { maxEventLoopDelay, maxHeapUsedBytes, sampleInterval }')
+  }
+  unknownKeys(fail, 'underPressure.', value, PRESSURE_KEYS)
+  const bounds = value as PressureBounds
+  const result: PressureBounds = {}
+  if (bounds.maxEventLoopDelay !== undefined) result.maxEventLoopDelay = positiveInteger(fail, 'underPressure.maxEventLoopDelay', bounds.maxEventLoopDelay, 0)
+  if (bounds.maxHeapUsedBytes !== undefined) result.maxHeapUsedBytes = positiveInteger(fail, 'underPressure.maxHeapUsedBytes', bounds.maxHeapUsedBytes, 0)
+  if (result.maxEventLoopDelay === undefined && result.maxHeapUsedBytes === undefined) {
+    throw fail('underPressure', 'needs maxEventLoopDelay or maxHeapUsedBytes')
+  }
+  result.sampleInterval = positiveInteger(fail, 'underPressure.sampleInterval', bounds.sampleInterval, 50)
+  return Object.freeze(result)
+}
 
 function unknownKeys (fail: Fail, prefix: string, options: object, known: Set<string>): void {
   for (const key of Object.keys(options)) {
@@ -242,7 +294,10 @@ export function normalizeStreamBodyOptions (
     pool,
     transforms: transformList(fail, 'transforms', own.transforms, []),
     rawContentTypes: Object.freeze(rawContentTypes.map(t => t.toLowerCase())),
-    drainLimit: nonNegativeInteger(fail, 'drainLimit', own.drainLimit, d.drainLimit)
+    drainLimit: nonNegativeInteger(fail, 'drainLimit', own.drainLimit, d.drainLimit),
+    bodyTimeout: nonNegativeInteger(fail, 'bodyTimeout', own.bodyTimeout, d.bodyTimeout),
+    idleTimeout: nonNegativeInteger(fail, 'idleTimeout', own.idleTimeout, d.idleTimeout),
+    underPressure: pressureBounds(fail, own.underPressure)
   })
 }
 
@@ -271,6 +326,8 @@ export function resolveRouteOptions (
     bodyLimit: positiveInteger(fail, 'config.streamBody.bodyLimit', explicitLimit, plugin.bodyLimit),
     maxItemSize: positiveInteger(fail, 'config.streamBody.maxItemSize', route.maxItemSize, plugin.maxItemSize),
     transforms: transformList(fail, 'config.streamBody.transforms', route.transforms, plugin.transforms),
-    itemSchema
+    itemSchema,
+    bodyTimeout: nonNegativeInteger(fail, 'config.streamBody.bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),
+    idleTimeout: nonNegativeInteger(fail, 'config.streamBody.idleTimeout', route.idleTimeout, plugin.idleTimeout)
   })
 }

@@ -74,7 +74,8 @@ function finishStats (request: FastifyRequest, state: BodyState, source: BodySou
     batches,
     durationMs: Math.round(source.durationMs * 1000) / 1000,
     poolHits: pool === undefined ? 0 : pool.hits - poolBefore.hits,
-    poolMisses: pool === undefined ? 0 : pool.misses - poolBefore.misses
+    poolMisses: pool === undefined ? 0 : pool.misses - poolBefore.misses,
+    throttledMs: Math.round(source.throttledMs)
   }
   request.streamStats = stats
   request.log.debug({ streamStats: stats }, 'nexure: streamed body done')

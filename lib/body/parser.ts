@@ -8,7 +8,8 @@ import { parseJsonBody, parseNdjsonBody } from '../core/json-text.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
-import { parseContentEncoding } from '../stream/decode.js'
+import { parseContentEncoding, type ContentCoding } from '../stream/decode.js'
+import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import type { BodyKind, BodyState } from './state.js'
@@ -40,10 +41,13 @@ export function routeOptionsOf (request: FastifyRequest, plugin: ResolvedStreamB
     resolveRouteOptions(plugin, undefined, undefined, invalidOption)
 }
 
-export function openSource (request: FastifyRequest, payload: Readable, state: BodyState, codings: ReturnType<typeof parseContentEncoding>): BodySource {
+function openSource (request: FastifyRequest, payload: Readable, state: BodyState, codings: ContentCoding[], monitor: PressureMonitor | null): BodySource {
   return new BodySource(payload, {
     codings,
     bodyLimit: state.route.bodyLimit,
+    bodyTimeout: state.route.bodyTimeout,
+    idleTimeout: state.route.idleTimeout,
+    monitor,
     highWaterMark: state.plugin.streamChunkSize,
     makeTransforms: () => state.route.transforms.map(factory => factory(request, state.reply!))
   })
@@ -75,7 +79,7 @@ function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxI
  * or `request.bodyStream()`, which is the only way to give it backpressure. A small body that
  * decompresses past the threshold is streamed too, from where reading stopped.
  */
-export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: PoisoningPolicy) {
+export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: PoisoningPolicy, monitor: PressureMonitor | null) {
   return function nexureParser (request: FastifyRequest, payload: Readable, done: Done): void {
     const route = routeOptionsOf(request, plugin)
     let codings
@@ -96,7 +100,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       buffer: null, source: null, consumedBy: null, failed: false
     }
     request[kBodyState] = state
-    const source = openSource(request, payload, state, codings)
+    const source = openSource(request, payload, state, codings, monitor)
     state.source = source
     if (contentLength === undefined || contentLength > route.streamThreshold) {
       done(null, undefined)

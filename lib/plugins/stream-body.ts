@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyPluginAsync } from 'fastify'
 import { BufferPool } from '../core/buffer-pool.js'
+import { PressureMonitor } from '../stream/pressure.js'
 import { createBatches, bodyStream } from '../body/batches.js'
 import { createParser, type PoisoningPolicy } from '../body/parser.js'
 import { planUnreadBody, releaseAbortedBody, releaseBody, rememberReply, resolveRoute } from '../body/lifecycle.js'
@@ -22,16 +23,20 @@ const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
     constructorAction: app.initialConfig.onConstructorPoisoning ?? 'error'
   }
 
+  // Adaptive throttling: one pressure monitor for every body of this registration.
+  const monitor = opts.underPressure === null ? null : new PressureMonitor(opts.underPressure)
+  if (monitor !== null) app.addHook('onClose', async () => monitor.close())
+
   // Content-type parsers: they replace Fastify's JSON parser in this context only.
   if (app.hasContentTypeParser('application/json')) app.removeContentTypeParser('application/json')
-  const jsonParser = createParser('json', opts, policy)
+  const jsonParser = createParser('json', opts, policy, monitor)
   app.addContentTypeParser([...JSON_CONTENT_TYPES], jsonParser)
   app.addContentTypeParser(JSON_SUFFIX_CONTENT_TYPE, jsonParser)
-  app.addContentTypeParser([...NDJSON_CONTENT_TYPES], createParser('ndjson', opts, policy))
+  app.addContentTypeParser([...NDJSON_CONTENT_TYPES], createParser('ndjson', opts, policy, monitor))
   for (const type of opts.rawContentTypes) {
     if (app.hasContentTypeParser(type)) app.removeContentTypeParser(type)
   }
-  app.addContentTypeParser([...opts.rawContentTypes], createParser('raw', opts, policy))
+  app.addContentTypeParser([...opts.rawContentTypes], createParser('raw', opts, policy, monitor))
 
   // Request API (shared by every registration; each request carries its own options).
   if (!app.hasRequestDecorator('batches')) {

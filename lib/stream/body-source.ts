@@ -1,8 +1,10 @@
 import { pipeline, type Readable, type Transform } from 'node:stream'
 import { ByteLimit } from './byte-limit.js'
 import { createDecoder, type ContentCoding } from './decode.js'
+import { Throttle, type PressureMonitor } from './pressure.js'
 import {
   FST_NEXURE_ABORTED,
+  FST_NEXURE_BODY_TIMEOUT,
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_TRANSFORM_FAILED
 } from '../errors.js'
@@ -14,6 +16,12 @@ export interface BodySourceOptions {
   /** Made lazily, when the body is first read: user transforms run per request. */
   makeTransforms: () => Transform[]
   highWaterMark: number
+  /** Longest the whole body may take, in ms, from the first read; 0 for no limit. */
+  bodyTimeout: number
+  /** Longest the client may stay silent while the body is being read, in ms; 0 for no limit. */
+  idleTimeout: number
+  /** Pauses intake under event-loop or heap pressure; null when off. */
+  monitor: PressureMonitor | null
 }
 
 type Stage = 'limit' | 'decoder' | 'transform'
@@ -40,6 +48,8 @@ export class BodySource {
   #prefix: Buffer[] = []
   #failure: { error: Error, stage: Stage | 'payload' } | null = null
   #decoded: ByteLimit | null = null
+  #throttle: Throttle | null = null
+  #timers: NodeJS.Timeout[] = []
   #ended = false
   #startedAt = 0
   #endedAt = 0
@@ -54,6 +64,7 @@ export class BodySource {
   get ended (): boolean { return this.#ended }
   get bytesReceived (): number { return this.#head?.bytes ?? 0 }
   get bytesDecoded (): number { return (this.#decoded ?? this.#head)?.bytes ?? 0 }
+  get throttledMs (): number { return this.#throttle?.throttledMs ?? 0 }
   get durationMs (): number {
     if (this.#startedAt === 0) return 0
     return (this.#endedAt === 0 ? performance.now() : this.#endedAt) - this.#startedAt
@@ -70,6 +81,10 @@ export class BodySource {
       stream.once('error', error => { this.#failure ??= { error, stage } })
     }
     watch(head, 'limit')
+    if (this.#options.monitor !== null) {
+      this.#throttle = new Throttle(this.#options.monitor, highWaterMark)
+      stages.push(this.#throttle)
+    }
     for (const coding of codings) {
       const decoder = createDecoder(coding, highWaterMark)
       watch(decoder, 'decoder')
@@ -106,9 +121,51 @@ export class BodySource {
       payload.removeListener('close', onPayloadClose)
     })
     payload.pipe(head)
+    this.#armTimeouts(payload, head)
     last.once('end', () => { this.#ended = true; this.#endedAt = performance.now() })
+    last.once('close', () => this.#clearTimers())
     this.#iterator = last[Symbol.asyncIterator]()
     return this.#iterator
+  }
+
+  /**
+   * Slow clients hold a socket, a parser and pooled buffers for as long as they like unless
+   * something ends them: `bodyTimeout` bounds the whole body, `idleTimeout` the silence while
+   * nexure is waiting for bytes. Silence while nexure itself is not reading (the handler is
+   * busy, or intake is throttled) is backpressure, not idleness, and does not count.
+   */
+  #armTimeouts (payload: Readable, head: ByteLimit): void {
+    const { bodyTimeout, idleTimeout } = this.#options
+    const fail = (why: string): void => {
+      // Once the last byte arrived the client is done; a slow handler is not the client's fault.
+      if (payload.readableEnded || head.destroyed) return
+      const error = new FST_NEXURE_BODY_TIMEOUT(why)
+      this.#failure ??= { error, stage: 'limit' }
+      head.destroy(error)
+    }
+    if (bodyTimeout > 0) {
+      this.#timers.push(setTimeout(() => fail(`the body took longer than ${bodyTimeout} ms (bodyTimeout); ${head.bytes} bytes arrived`), bodyTimeout))
+    }
+    if (idleTimeout > 0) {
+      let lastBytes = -1
+      let silentSince = performance.now()
+      const check = (): void => {
+        const waiting = payload.readableFlowing !== false && head.writableLength === 0 && !payload.readableEnded
+        if (head.bytes !== lastBytes || !waiting) {
+          lastBytes = head.bytes
+          silentSince = performance.now()
+        } else if (performance.now() - silentSince >= idleTimeout) {
+          fail(`no data for ${idleTimeout} ms (idleTimeout) after ${head.bytes} bytes`)
+        }
+      }
+      this.#timers.push(setInterval(check, Math.max(10, Math.min(1000, idleTimeout / 4))))
+    }
+    for (const timer of this.#timers) timer.unref()
+  }
+
+  #clearTimers (): void {
+    for (const timer of this.#timers) clearTimeout(timer)
+    this.#timers = []
   }
 
   /**
@@ -172,6 +229,7 @@ export class BodySource {
 
   /** Stops reading and frees every stage (zlib handles hold native memory). Idempotent. */
   destroy (): void {
+    this.#clearTimers()
     this.#prefix = []
     if (this.#head !== null) this.#payload.unpipe(this.#head)
     for (const stage of this.#stages) stage.destroy()
