@@ -1,7 +1,8 @@
-import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { Socket } from 'node:net'
+import type { FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { kReply, kRouteOptions } from '../symbols.js'
-import { bodyStateOf, hasUnreadBody } from './state.js'
+import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
 /** onRoute: resolves and checks `config.streamBody` when the route is registered, not at its first request. */
 export function resolveRoute (plugin: ResolvedStreamBodyOptions) {
@@ -27,17 +28,23 @@ export const rememberReply: preParsingHookHandler = function (request, reply, pa
  */
 export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
   const state = bodyStateOf(request)
-  if (state !== undefined && hasUnreadBody(state)) {
-    const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
-    if (state.failed || rest > state.plugin.drainLimit) {
-      reply.header('connection', 'close')
-      lingerOnClose(request)
-    }
+  // A streamed reply while the handler still reads the body is full duplex: the body will be
+  // read as the reply is written, so the decision waits for onResponse.
+  const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
+  if (state !== undefined && hasUnreadBody(state) && !duplex && mustClose(state)) {
+    reply.header('connection', 'close')
+    lingerOnClose(request)
   }
   done(null, payload)
 }
 
+function mustClose (state: BodyState): boolean {
+  const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
+  return state.failed || rest > state.plugin.drainLimit
+}
+
 const LINGER_MS = 2000
+const lingering = new WeakSet<Socket>()
 
 /**
  * A lingering close, as web servers do it (nginx's lingering_close): after a response that
@@ -50,6 +57,7 @@ const LINGER_MS = 2000
 function lingerOnClose (request: FastifyRequest): void {
   const socket = request.raw.socket
   if (socket === null || socket.destroyed) return
+  lingering.add(socket)
   // Node calls socket.destroySoon() once the last response on the connection is written.
   socket.destroySoon = function lingeringClose (this: typeof socket): void {
     this.end()
@@ -60,23 +68,31 @@ function lingerOnClose (request: FastifyRequest): void {
   }
 }
 
-function release (request: FastifyRequest): void {
+function release (request: FastifyRequest, responded: boolean): void {
   const state = bodyStateOf(request)
   if (state === undefined || !hasUnreadBody(state)) return
+  const announced = lingering.has(request.raw.socket)
   state.source!.destroy()
+  if (request.raw.destroyed) return
+  if (responded && !announced && mustClose(state)) {
+    // The headers went out before the handler stopped reading (a full-duplex reply): the client
+    // could not be told to close, and the rest is too long to drain. Closing is all that is left.
+    request.raw.socket?.destroy()
+    return
+  }
   // Read what is left and discard it: a short rest, so the connection can be reused; or what
   // arrives while a closing connection lingers (see lingerOnClose).
-  if (!request.raw.destroyed) request.raw.resume()
+  request.raw.resume()
 }
 
 /** onResponse: stop reading, free transforms and pooled buffers, drain a short rest. */
 export const releaseBody: onResponseHookHandler = function (request, reply, done) {
-  release(request)
+  release(request, true)
   done()
 }
 
 /** onRequestAbort: the client is gone; free everything. */
 export const releaseAbortedBody: onRequestAbortHookHandler = function (request, done) {
-  release(request)
+  release(request, false)
   done()
 }
