@@ -136,6 +136,9 @@ for (const byte of Buffer.from('-0123456789tfn')) STARTS_SCALAR[byte] = 1
 
 const EMPTY = Buffer.alloc(0)
 
+/** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
+const DESTROYED = Symbol('destroyed by onItems')
+
 interface PathFrame {
   readonly isArray: boolean
   /** This object is the value of a `constructor` key (secure-json-parse looks for its `prototype`). */
@@ -232,7 +235,7 @@ export class JsonArrayScanner {
       protoAction: normalizeAction(options.protoAction, 'protoAction'),
       constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
     }
-    this.#carry = new CarryBuffer(options.pool ?? null, this.#maxItemSize + this.#maxParseBytes)
+    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize + this.#maxParseBytes)
     const relocate = (options as RelocatedOptions)[RELOCATE]
     this.#offsetShift = relocate?.offset ?? 0
     this.#itemShift = relocate?.item ?? 0
@@ -256,7 +259,7 @@ export class JsonArrayScanner {
       this.#bytes += bytes.length
     } catch (err) {
       this.destroy()
-      throw err
+      if (err !== DESTROYED) throw err
     }
   }
 
@@ -264,6 +267,8 @@ export class JsonArrayScanner {
     if (this.#mode === CLOSED) throw new Error('JsonArrayScanner: end() after end(), destroy() or an error')
     try {
       this.#finish()
+    } catch (err) {
+      if (err !== DESTROYED) throw err
     } finally {
       this.destroy()
     }
@@ -278,6 +283,7 @@ export class JsonArrayScanner {
   // The hot path. State lives in fields between calls; the inner loops keep it in locals.
   #scan (buf: Buffer, base: number): void {
     const n = buf.length
+    if (n === 0) return
     let i = this.#skip
     this.#skip = 0
     while (i < n) {
@@ -424,6 +430,7 @@ export class JsonArrayScanner {
   #emit (items: unknown[]): void {
     this.#itemCount += items.length
     this.#onItems(items)
+    if (this.#mode === CLOSED) throw DESTROYED
   }
 
   // The text of body bytes [start, end): in the chunk, or starting in the carry-over (which then
@@ -656,7 +663,6 @@ export class JsonArrayScanner {
         this.#checkOffPath(text)
       }
     } catch (err) {
-      if (err instanceof Error && err.name === 'FastifyError') throw err
       const bytes = this.#view(buf, base, start, end)
       throw this.#relocated(parseFailure(err, bytes, 0, bytes.length, start, 0, {}))
     }

@@ -1,16 +1,17 @@
 // Splits NDJSON (one JSON value per line) arriving in chunks, one secure parse call per line.
 //
-// Lines are found with Buffer#indexOf('\n') (memchr), so the per-byte cost is native. A line that
-// lies in one chunk is decoded straight from it; a line split across chunks is carried in a
-// CarryBuffer (a pooled slab, grown for a long line), which never holds more than `maxItemSize`
-// bytes: a longer line is refused as soon as that many bytes have arrived without a '\n'.
+// The whole lines of a chunk are decoded with one toString call and cut on the string (a
+// decode per line costs more than its parse for short lines); '\n' is ASCII, so cutting the
+// bytes after a '\n' never splits a character. The partial line at the end of a chunk is carried
+// in a CarryBuffer (a pooled slab, grown for a long line), which never holds more than
+// `maxItemSize` bytes: a longer line is refused as soon as that many bytes have arrived.
 //
 // Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
 // skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
 
 import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
 import type { BufferPool } from './buffer-pool.js'
-import { CarryBuffer, itemTooLargeError, normalizeAction, parseFailure, secureParse } from './json-text.js'
+import { byteOffsetOfChar, CarryBuffer, itemTooLargeError, normalizeAction, parseFailure, secureParse } from './json-text.js'
 import type { PoisoningAction, SecureParseOptions } from './json-text.js'
 
 export interface NdjsonSplitterOptions {
@@ -41,6 +42,9 @@ export interface NdjsonSplitterOptions {
    */
   pool?: BufferPool | null
 }
+
+/** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
+const DESTROYED = Symbol('destroyed by onItems')
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
@@ -75,7 +79,7 @@ export class NdjsonSplitter {
       protoAction: normalizeAction(options.protoAction, 'protoAction'),
       constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
     }
-    this.#carry = new CarryBuffer(options.pool ?? null, this.#maxItemSize)
+    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize)
   }
 
   /** Bytes written so far. */
@@ -95,7 +99,7 @@ export class NdjsonSplitter {
       this.#split(buf)
     } catch (err) {
       this.destroy()
-      throw err
+      if (err !== DESTROYED) throw err
     }
   }
 
@@ -105,6 +109,8 @@ export class NdjsonSplitter {
       const carry = this.#carry
       if (carry.length > 0) this.#parseLine(carry.bytes!, 0, carry.length)
       if (this.#batch.length > 0) this.#emit()
+    } catch (err) {
+      if (err !== DESTROYED) throw err
     } finally {
       this.destroy()
     }
@@ -121,28 +127,77 @@ export class NdjsonSplitter {
     const base = this.#bytes
     const carry = this.#carry
     let i = 0
-    while (i < n) {
-      const newline = buf.indexOf(NEWLINE, i)
+    if (carry.length > 0) {
+      const newline = buf.indexOf(NEWLINE)
+      const end = newline === -1 ? n : newline
+      if (carry.length + end > this.#maxItemSize) throw this.#tooLarge()
+      carry.append(buf, 0, end)
       if (newline === -1) {
-        if (carry.length + (n - i) > this.#maxItemSize) throw this.#tooLarge()
-        carry.append(buf, i, n)
-        break
+        this.#bytes = base + n
+        return
       }
-      if (carry.length > 0) {
-        if (carry.length + (newline - i) > this.#maxItemSize) throw this.#tooLarge()
-        carry.append(buf, i, newline)
-        this.#parseLine(carry.bytes!, 0, carry.length)
-        carry.clear()
-      } else {
-        if (newline - i > this.#maxItemSize) throw this.#tooLarge()
-        this.#parseLine(buf, i, newline)
-      }
+      this.#parseLine(carry.bytes!, 0, carry.length)
+      carry.clear()
       i = newline + 1
       this.#line++
       this.#lineStart = base + i
-      if (this.#closed) return
     }
+    const last = buf.lastIndexOf(NEWLINE)
+    if (last >= i) {
+      if (last - i >= this.#maxItemSize) {
+        // Some line in here may be too long: go line by line on the bytes.
+        for (let newline = buf.indexOf(NEWLINE, i); newline !== -1 && newline <= last; newline = buf.indexOf(NEWLINE, i)) {
+          if (newline - i > this.#maxItemSize) throw this.#tooLarge()
+          this.#parseLine(buf, i, newline)
+          i = newline + 1
+          this.#line++
+          this.#lineStart = base + i
+        }
+      } else {
+        this.#parseLines(buf, i, last + 1)
+        i = last + 1
+        this.#lineStart = base + i
+      }
+    }
+    if (n - i > this.#maxItemSize) throw this.#tooLarge()
+    if (i < n) carry.append(buf, i, n)
     this.#bytes = base + n
+  }
+
+  // Whole lines bytes[start, end) (end just after a '\n'): decoded once, then cut into lines on
+  // the string, which costs less than one decode per line. Byte offsets are worked out only for
+  // an error.
+  #parseLines (bytes: Buffer, start: number, end: number): void {
+    const text = bytes.toString('utf8', start, end)
+    const length = text.length
+    let from = 0
+    while (from < length) {
+      const newline = text.indexOf('\n', from)
+      let to = newline
+      if (to > from && text.charCodeAt(to - 1) === RETURN) to--
+      let first = from
+      while (first < to) {
+        const c = text.charCodeAt(first)
+        if (c !== 0x20 && c !== 0x09 && c !== RETURN) break
+        first++
+      }
+      if (first < to) {
+        let value: unknown
+        try {
+          value = secureParse(text.slice(from, to), this.#policy)
+        } catch (err) {
+          const lineStart = start + byteOffsetOfChar(bytes, start, end, from)
+          const lineEnd = lineStart + byteOffsetOfChar(bytes, lineStart, end, to - from)
+          this.#lineStart += lineStart - start
+          this.#parseLine(bytes, lineStart, lineEnd)
+          throw err
+        }
+        this.#batch.push(value)
+        if (this.#batch.length >= this.#batchSize) this.#emit()
+      }
+      from = newline + 1
+      this.#line++
+    }
   }
 
   #parseLine (bytes: Buffer, start: number, end: number): void {
@@ -171,6 +226,7 @@ export class NdjsonSplitter {
     this.#batch = []
     this.#itemCount += batch.length
     this.#onItems(batch)
+    if (this.#closed) throw DESTROYED
   }
 
   #tooLarge () {

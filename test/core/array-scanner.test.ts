@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isDeepStrictEqual } from 'node:util'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
@@ -7,7 +7,6 @@ import { parseJsonBody } from '../../lib/core/json-text.js'
 import { chunkings, collect, show, splitAt } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 
-type Test = typeof t
 
 interface Expected {
   code: string
@@ -353,4 +352,29 @@ t.test('parseJsonBody parses whole bodies and locates faults as the scanner does
   t.throws(() => parseJsonBody(Buffer.from('[1, 2, {"a":}]')), { code: 'FST_NEXURE_INVALID_JSON', offset: 12, item: 2 })
   t.throws(() => parseJsonBody(Buffer.from('[1,{"__proto__":1}]')), { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', offset: 3, item: 1 })
   t.throws(() => parseJsonBody(Buffer.from('{"a":1} x')), { code: 'FST_NEXURE_INVALID_JSON', offset: 8 })
+})
+
+t.test('empty chunks change nothing, even right after a backslash', async t => {
+  const chunks = ['["a\\', '', '"b"', '', ',1]'].map(text => Buffer.from(text))
+  t.same(scan(chunks).items, ['a"b', 1])
+  t.same(scan([Buffer.alloc(0), Buffer.from('[1]'), Buffer.alloc(0)]).items, [1])
+  t.equal(scan([Buffer.alloc(0)]).error?.code, 'FST_NEXURE_EMPTY_BODY')
+})
+
+t.test('onItems may destroy the scanner: it stops at once and frees its buffers', async t => {
+  const pool = new BufferPool({ slabSize: 64 })
+  const seen: unknown[] = []
+  const scanner: JsonArrayScanner = new JsonArrayScanner({ pool, batchSize: 2 }, items => {
+    seen.push(...items)
+    scanner.destroy()
+  })
+  scanner.write(Buffer.from('[1,2,3,{"a":'))
+  t.same(seen, [1, 2], 'one batch, then nothing')
+  t.equal(pool.stats.inUse, 0)
+  t.throws(() => scanner.write(Buffer.from('1}]')), /after end\(\), destroy\(\) or an error/)
+
+  const atClose: JsonArrayScanner = new JsonArrayScanner({ pool, path: 'items' }, () => atClose.destroy())
+  atClose.write(Buffer.from('{"items":[1],"x":"abc'))
+  t.equal(pool.stats.inUse, 0, 'nothing scanned or carried after the destroy')
+  t.throws(() => atClose.write(Buffer.from('"}')), /after end\(\), destroy\(\) or an error/)
 })

@@ -147,7 +147,7 @@ t.test('generated top-level arrays: same items under every chunking and batch sh
 t.test('larger bodies: carry-over across many chunks, runs cut by bytes and by batch room', async t => {
   const gen = new JsonGen(606, { maxDepth: 5, maxWidth: 8 })
   for (let k = 0; k < 40; k++) {
-    let body = Buffer.from(gen.arrayBody(50 + gen.int(250)))
+    let body: Buffer = Buffer.from(gen.arrayBody(50 + gen.int(250)))
     if (k % 2 === 1) body = gen.mutate(body)
     const variant = { batchSize: 1 + gen.int(120), maxParseBytes: 1 + gen.int(3000) }
     const reference = referenceJson(body, undefined)
@@ -204,7 +204,7 @@ t.test('paths: the array at the path, siblings validated and dropped', async t =
   let failures = 0
   for (let k = 0; k < 500 && failures < 5; k++) {
     const shape = shapes[k % shapes.length]!
-    let body = Buffer.from(gen.ws() + shape.wrap(gen.array(1, gen.int(8))) + gen.ws())
+    let body: Buffer = Buffer.from(gen.ws() + shape.wrap(gen.array(1, gen.int(8))) + gen.ws())
     const damaged = k % 2 === 1
     if (damaged) body = gen.mutate(body)
     const variant = VARIANTS[k % VARIANTS.length]!
@@ -228,11 +228,15 @@ t.test('NDJSON: same items and the same failing line as the reference', async t 
     }
     let text = lines.map(line => line + gen.pick(['\n', '\r\n', '\n'])).join('')
     if (gen.random() < 0.3) text = text.replace(/\r?\n$/, '')
-    let body = Buffer.from(text)
+    let body: Buffer = Buffer.from(text)
     if (k % 2 === 1) body = gen.mutate(body)
     const batchSize = [1, 2, 1000][k % 3]!
+    // Every other body with maxItemSize exactly its longest line: never refused, but the
+    // splitter then checks lines one by one.
+    const longest = Math.max(1, ...body.toString('latin1').split('\n').map(line => line.length))
+    const maxItemSize = k % 4 < 2 ? longest : undefined
     const reference = referenceNdjson(body)
-    const difference = compare(body, reference, chunks => streamNdjson(chunks, { batchSize }), batchSize, { seed: k, codes: true, lines: true })
+    const difference = compare(body, reference, chunks => streamNdjson(chunks, { batchSize, maxItemSize }), batchSize, { seed: k, codes: true, lines: true })
     if (difference !== '') failures++
     t.equal(difference, '', `body #${k} ${describe(body)}`)
     let buffered: Outcome

@@ -1,4 +1,4 @@
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { isDeepStrictEqual } from 'node:util'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
@@ -7,7 +7,6 @@ import { parseNdjsonBody } from '../../lib/core/json-text.js'
 import { chunkings, collect, show, splitAt } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 
-type Test = typeof t
 
 function split (chunks: readonly Uint8Array[], options: NdjsonSplitterOptions = {}): Collected {
   return collect(onItems => new NdjsonSplitter(options, onItems), chunks)
@@ -133,4 +132,17 @@ t.test('parseNdjsonBody gives every line value, or the located error', async t =
   t.same(parseNdjsonBody(Buffer.from('1\n\n{"a":2}\r\n')), [1, { a: 2 }])
   t.same(parseNdjsonBody(Buffer.from('')), [])
   t.throws(() => parseNdjsonBody(Buffer.from('1\nx\n')), { code: 'FST_NEXURE_INVALID_JSON', line: 2, offset: 2 })
+})
+
+t.test('onItems may destroy the splitter: it stops at once and frees its buffers', async t => {
+  const pool = new BufferPool({ slabSize: 16 })
+  const seen: unknown[] = []
+  const splitter: NdjsonSplitter = new NdjsonSplitter({ pool, batchSize: 1 }, items => {
+    seen.push(...items)
+    splitter.destroy()
+  })
+  splitter.write(Buffer.from('1\n2\n{"a":'))
+  t.same(seen, [1])
+  t.equal(pool.stats.inUse, 0)
+  t.same(split([Buffer.from('1\n'), Buffer.alloc(0), Buffer.from('2')]).items, [1, 2], 'empty chunks change nothing')
 })
