@@ -35,6 +35,14 @@ export interface StreamBodyOptions {
    */
   maxItemSize?: number
   /**
+   * The most levels of arrays and objects a JSON body or NDJSON line may nest (the streamed
+   * array counts as one). Deeper input is a 400 at its first extra bracket: V8's `JSON.parse`
+   * accepts any depth, but `JSON.stringify`, Ajv and `util.inspect` recurse and throw on such
+   * values, and a million nested brackets cost hundreds of MB of heap.
+   * @default 1000
+   */
+  maxDepth?: number
+  /**
    * Slab size of the buffer pool, in bytes (the pool holds partial items across chunks).
    * @default 65536 (64 KiB)
    */
@@ -99,6 +107,8 @@ export interface StreamBodyRouteOptions {
   streamThreshold?: number
   /** @see StreamBodyOptions.maxItemSize */
   maxItemSize?: number
+  /** @see StreamBodyOptions.maxDepth */
+  maxDepth?: number
   /**
    * JSON Schema every item must satisfy, compiled once with the route's validator compiler.
    * A failing item is a 400 `FST_NEXURE_INVALID_ITEM` naming its index.
@@ -152,6 +162,7 @@ export const STREAM_BODY_DEFAULTS = Object.freeze({
   batchSize: 1000,
   bodyLimit: 1024 * 1024 * 1024,
   maxItemSize: 16 * 1024 * 1024,
+  maxDepth: 1000,
   maxBufferSize: 64 * 1024,
   streamChunkSize: 16 * 1024,
   drainLimit: 64 * 1024,
@@ -171,6 +182,7 @@ export interface ResolvedStreamBodyOptions {
   readonly batchSize: number
   readonly bodyLimit: number
   readonly maxItemSize: number
+  readonly maxDepth: number
   readonly maxBufferSize: number
   readonly streamChunkSize: number
   readonly pool: BufferPool | null
@@ -188,6 +200,7 @@ export interface ResolvedRouteOptions {
   readonly batchSize: number
   readonly bodyLimit: number
   readonly maxItemSize: number
+  readonly maxDepth: number
   readonly transforms: readonly TransformFactory[]
   readonly itemSchema: Record<string, unknown> | null
   readonly bodyTimeout: number
@@ -231,9 +244,9 @@ function describe (value: unknown): string {
   return Array.isArray(value) ? 'an array' : 'an object'
 }
 
-const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxBufferSize',
+const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
   'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure'])
-const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'itemSchema', 'transforms',
+const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout'])
 const PRESSURE_KEYS = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
 
@@ -289,6 +302,7 @@ export function normalizeStreamBodyOptions (
     batchSize: positiveInteger(fail, 'batchSize', own.batchSize, d.batchSize),
     bodyLimit: positiveInteger(fail, 'bodyLimit', own.bodyLimit, d.bodyLimit),
     maxItemSize: positiveInteger(fail, 'maxItemSize', own.maxItemSize, d.maxItemSize),
+    maxDepth: positiveInteger(fail, 'maxDepth', own.maxDepth, d.maxDepth),
     maxBufferSize,
     streamChunkSize: positiveInteger(fail, 'streamChunkSize', own.streamChunkSize, d.streamChunkSize),
     pool,
@@ -325,6 +339,7 @@ export function resolveRouteOptions (
     batchSize: positiveInteger(fail, 'config.streamBody.batchSize', route.batchSize, plugin.batchSize),
     bodyLimit: positiveInteger(fail, 'config.streamBody.bodyLimit', explicitLimit, plugin.bodyLimit),
     maxItemSize: positiveInteger(fail, 'config.streamBody.maxItemSize', route.maxItemSize, plugin.maxItemSize),
+    maxDepth: positiveInteger(fail, 'config.streamBody.maxDepth', route.maxDepth, plugin.maxDepth),
     transforms: transformList(fail, 'config.streamBody.transforms', route.transforms, plugin.transforms),
     itemSchema,
     bodyTimeout: nonNegativeInteger(fail, 'config.streamBody.bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),

@@ -9,6 +9,7 @@ t.test('invalid plugin options are refused at registration', async t => {
     [{ streamThreshold: -1 }, /streamThreshold/],
     [{ bodyLimit: '1mb' }, /bodyLimit: must be a positive integer, got "1mb"/],
     [{ maxItemSize: 1.5 }, /maxItemSize/],
+    [{ maxDepth: 0 }, /maxDepth: must be a positive integer, got 0/],
     [{ transforms: [42] }, /transforms: must be an array of functions/],
     [{ pool: {} }, /pool: must be a BufferPool or false/],
     [{ rawContentTypes: ['not a type'] }, /rawContentTypes/],
@@ -44,6 +45,24 @@ t.test('per-route options override the plugin\'s', async t => {
   })
   const res = await app.inject({ method: 'POST', url: '/r', payload: [1, 2, 3, 4, 5, 6, 7] })
   t.same(res.json(), { sizes: [3, 3, 1], streamed: true })
+})
+
+t.test('maxDepth: the route\'s bound wins, and buffered and streamed bodies answer alike', async t => {
+  const app = await bodyApp(t, { maxDepth: 3 })
+  for (const [url, streamThreshold] of [['/buffered', 1024], ['/streamed', 0]] as const) {
+    app.post(url, { config: { streamBody: { maxDepth: 4, streamThreshold } } }, async (request) => {
+      const items: unknown[] = []
+      for await (const batch of request.batches()) items.push(...batch)
+      return items
+    })
+  }
+  for (const url of ['/buffered', '/streamed']) {
+    const ok = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: '[[[[1]]]]' })
+    t.same(ok.json(), [[[[1]]]], `${url}: four levels pass`)
+    const deep = await app.inject({ method: 'POST', url, headers: { 'content-type': 'application/json' }, payload: '[0,[[[[1]]]]]' })
+    t.equal(deep.statusCode, 400, `${url}: five levels are a 400`)
+    t.match(deep.json(), { code: 'FST_NEXURE_INVALID_JSON', message: /nested too deeply: more than 4 levels.*byte offset 6.*item 1/ })
+  }
 })
 
 t.test('streamStats reports bytes, items, batches and pool use after a streamed body', async t => {

@@ -7,7 +7,7 @@ const app = Fastify()
 
 // Options: every field typed; wrong types and unknown keys refused.
 app.register(streamBody)
-app.register(streamBody, { streamThreshold: 1024, batchSize: 10, bodyLimit: 1e9, maxItemSize: 1e6 })
+app.register(streamBody, { streamThreshold: 1024, batchSize: 10, bodyLimit: 1e9, maxItemSize: 1e6, maxDepth: 64 })
 app.register(streamBody, { maxBufferSize: 65536, streamChunkSize: 16384, drainLimit: 0, rawContentTypes: ['text/csv'] })
 app.register(streamBody, { pool: new BufferPool(), transforms: [(request, reply) => new Transform()] })
 app.register(streamBody, { pool: false })
@@ -39,7 +39,7 @@ app.post('/import', async (request) => {
 
 // Per-route options through Fastify's route config.
 app.post('/route', {
-  config: { streamBody: { batchSize: 5, bodyLimit: 1024, streamThreshold: 0, maxItemSize: 10, itemSchema: { type: 'object' }, transforms: [] } }
+  config: { streamBody: { batchSize: 5, bodyLimit: 1024, streamThreshold: 0, maxItemSize: 10, maxDepth: 8, itemSchema: { type: 'object' }, transforms: [] } }
 }, async (request) => request.streamStats)
 expectError(app.post('/bad', { config: { streamBody: { batchSize: 'x' } } }, async () => null))
 expectError(app.post('/bad2', { config: { streamBody: { itemSchema: 'x' } } }, async () => null))

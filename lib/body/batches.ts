@@ -104,7 +104,7 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
       }
     }
   }
-  const common = { batchSize: size, maxItemSize: state.route.maxItemSize, pool: state.plugin.pool, ...policy }
+  const common = { batchSize: size, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
   const scanner = state.kind === 'ndjson'
     ? new NdjsonSplitter(common, onItems)
     : new JsonArrayScanner({ ...common, path: pathText }, onItems)

@@ -53,19 +53,19 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxItemSize: number): unknown {
+function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxItemSize: number, maxDepth: number): unknown {
   // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one parse
   // call. Otherwise the scanner checks item sizes too, so that a small body answers exactly as
   // the same body streamed would.
   if (kind !== 'raw' && body.length > maxItemSize) {
-    const check = { ...policy, maxItemSize, batchSize: Number.MAX_SAFE_INTEGER }
+    const check = { ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }
     const scanner = kind === 'json' ? new JsonArrayScanner(check, () => {}) : new NdjsonSplitter(check, () => {})
     scanner.write(body)
     scanner.end()
   }
   switch (kind) {
-    case 'json': return parseJsonBody(body, policy)
-    case 'ndjson': return parseNdjsonBody(body, policy)
+    case 'json': return parseJsonBody(body, { ...policy, maxDepth })
+    case 'ndjson': return parseNdjsonBody(body, { ...policy, maxDepth })
     case 'raw': return body
   }
 }
@@ -116,7 +116,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       state.buffer = buffer
       let body
       try {
-        body = parseWhole(kind, buffer, policy, route.maxItemSize)
+        body = parseWhole(kind, buffer, policy, route.maxItemSize, route.maxDepth)
       } catch (error) {
         state.failed = true
         done(error as Error)

@@ -23,6 +23,7 @@ import {
   CarryBuffer,
   emptyBodyError,
   forbiddenPropertyError,
+  DEFAULT_MAX_DEPTH,
   invalidJsonError,
   isForbiddenPropertyError,
   itemTooLargeError,
@@ -30,7 +31,8 @@ import {
   parseFailure,
   pathNotArrayError,
   secureParse,
-  secureScan
+  secureScan,
+  tooDeepDetail
 } from './json-text.js'
 import type { FaultLocation, LocatedError, PoisoningAction, SecureParseOptions } from './json-text.js'
 import { formatPath, parsePath } from './path.js'
@@ -54,6 +56,13 @@ export interface JsonScannerOptions {
    * @default 16777216 (16 MiB)
    */
   maxItemSize?: number
+  /**
+   * The most levels of arrays and objects, counted from the top of the body (the streamed array
+   * is one level, an object element a second). A deeper value is refused with
+   * FST_NEXURE_INVALID_JSON as soon as its opening bracket is seen.
+   * @default 1000
+   */
+  maxDepth?: number
   /**
    * The most bytes of text handed to one parse call; a single larger element is parsed alone.
    * @default 32768 (32 KiB)
@@ -189,6 +198,7 @@ export class JsonArrayScanner {
   readonly #batchSize: number
   readonly #maxItemSize: number
   readonly #maxParseBytes: number
+  readonly #maxDepth: number
   readonly #policy: SecureParseOptions
   readonly #carry: CarryBuffer
   readonly #offsetShift: number
@@ -198,6 +208,8 @@ export class JsonArrayScanner {
   #nav = N_ROOT
   #purpose = ROOT
   #depth = 0
+  /** Levels the value being captured may open: maxDepth less the levels around it. */
+  #depthRoom = 0
   /** 1 when the previous chunk ended right after a backslash inside a string. */
   #skip = 0
   /** Body offset where the value being captured starts, or -1. */
@@ -231,6 +243,7 @@ export class JsonArrayScanner {
     this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
     this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024, true)
     this.#maxParseBytes = positiveInteger(options.maxParseBytes, 'maxParseBytes', 32 * 1024)
+    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH, true)
     this.#policy = {
       protoAction: normalizeAction(options.protoAction, 'protoAction'),
       constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
@@ -290,6 +303,7 @@ export class JsonArrayScanner {
       const mode = this.#mode
       if (mode === CONTAINER) {
         let depth = this.#depth
+        const room = this.#depthRoom
         let ended = false
         while (i < n) {
           const kind = CONTAINER_CLASS[buf[i++]!]!
@@ -307,7 +321,10 @@ export class JsonArrayScanner {
             }
             i++
           } else if (kind === 2) {
-            depth++
+            if (++depth > room) {
+              this.#depth = depth
+              throw this.#settled(buf, base, this.#tooDeep(base + i - 1))
+            }
           } else if (--depth === 0) {
             ended = true
             break
@@ -335,6 +352,8 @@ export class JsonArrayScanner {
         this.#valueStart = base + i
         this.#purpose = ELEMENT
         if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+          this.#depthRoom = this.#maxDepth - this.#frames.length - 1
+          if (this.#depthRoom < 1) throw this.#settled(buf, base, this.#tooDeep(base + i))
           this.#depth = 1
           this.#mode = CONTAINER
         } else if (c === QUOTE) {
@@ -494,6 +513,8 @@ export class JsonArrayScanner {
     this.#valueStart = base + i
     this.#purpose = purpose
     if (c === OPEN_BRACE || c === OPEN_BRACKET) {
+      this.#depthRoom = this.#maxDepth - this.#frames.length
+      if (this.#depthRoom < 1) throw this.#tooDeep(base + i)
       this.#depth = 1
       this.#mode = CONTAINER
     } else if (c === QUOTE) {
@@ -787,6 +808,12 @@ export class JsonArrayScanner {
       offset: offset + this.#offsetShift,
       item: item === undefined ? undefined : item + this.#itemShift
     })
+  }
+
+  // The captured value opens one level too many at body offset `offset`.
+  #tooDeep (offset: number): LocatedError {
+    this.#valueStart = -1
+    return this.#invalid(tooDeepDetail(this.#maxDepth), offset, this.#purpose === ELEMENT ? this.#elements : undefined)
   }
 
   #notArray (detail: string, offset: number): LocatedError {

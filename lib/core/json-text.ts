@@ -37,7 +37,41 @@ export type LocatedError = Error & { code: string, statusCode: number, offset: n
 
 const FORBIDDEN_MESSAGE = 'Object contains forbidden prototype property'
 const POSITION = / (?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?$/
-const SNIPPET = /, ".*" is not valid JSON$/s
+const SNIPPET = /, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s
+
+/** Default of `maxDepth`: JSON.stringify, Ajv and util.inspect recurse, and give up a few thousand levels down. */
+export const DEFAULT_MAX_DEPTH = 1000
+
+/** The message of a value nested deeper than `maxDepth`. */
+export function tooDeepDetail (maxDepth: number): string {
+  return `Value nested too deeply: more than ${maxDepth} levels of arrays and objects (maxDepth)`
+}
+
+/**
+ * Index of the first '[' or '{' in text[from, to) that opens a level deeper than `maxDepth`,
+ * outside strings, or -1. A text of at most `maxDepth` characters cannot have one, so callers
+ * skip it: the usual body or line costs nothing. Unbalanced closers only lower the count (the
+ * parse refuses them anyway).
+ */
+export function depthFault (text: string, from: number, to: number, maxDepth: number): number {
+  if (to - from <= maxDepth) return -1
+  let depth = 0
+  for (let i = from; i < to; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      for (i++; i < to; i++) {
+        const d = text.charCodeAt(i)
+        if (d === 0x22) break
+        if (d === 0x5c) i++
+      }
+    } else if (c === 0x5b || c === 0x7b) {
+      if (++depth > maxDepth) return i
+    } else if (c === 0x5d || c === 0x7d) {
+      depth--
+    }
+  }
+  return -1
+}
 
 /** The one parse call: `JSON.parse` plus secure-json-parse's prototype-poisoning policy. */
 export function secureParse (text: string, options: SecureParseOptions): unknown {
@@ -195,16 +229,19 @@ export function parseFailure (
  * Parses a whole buffered JSON body (one secure parse call). On failure it throws the same coded,
  * located error a JsonArrayScanner would throw for the same bytes.
  */
-export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions> = {}): unknown {
+export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown {
   const policy: SecureParseOptions = {
     protoAction: normalizeAction(options.protoAction, 'protoAction'),
     constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
   }
+  const maxDepth = options.maxDepth ?? DEFAULT_MAX_DEPTH
+  const text = body.toString('utf8')
   try {
-    return secureParse(body.toString('utf8'), policy)
+    if (depthFault(text, 0, text.length, maxDepth) !== -1) throw new RangeError(tooDeepDetail(maxDepth))
+    return secureParse(text, policy)
   } catch (err) {
     // The slow path runs only on bad input: scan it to find where the fault is.
-    const scanner = new JsonArrayScanner({ ...policy, maxItemSize: Infinity }, () => {})
+    const scanner = new JsonArrayScanner({ ...policy, maxDepth, maxItemSize: Infinity }, () => {})
     scanner.write(body)
     scanner.end()
     throw invalidJsonError(err instanceof Error ? err.message : String(err), { offset: 0 })
@@ -212,7 +249,7 @@ export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions
 }
 
 /** Parses a whole buffered NDJSON body: the values of all its non-blank lines. */
-export function parseNdjsonBody (body: Buffer, options: Partial<SecureParseOptions> = {}): unknown[] {
+export function parseNdjsonBody (body: Buffer, options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown[] {
   const items: unknown[] = []
   const splitter = new NdjsonSplitter({ ...options, maxItemSize: Infinity, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
     for (const item of batch) items.push(item)

@@ -11,7 +11,18 @@
 
 import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
 import type { BufferPool } from './buffer-pool.js'
-import { byteOffsetOfChar, CarryBuffer, itemTooLargeError, normalizeAction, parseFailure, secureParse } from './json-text.js'
+import {
+  byteOffsetOfChar,
+  CarryBuffer,
+  DEFAULT_MAX_DEPTH,
+  depthFault,
+  invalidJsonError,
+  itemTooLargeError,
+  normalizeAction,
+  parseFailure,
+  secureParse,
+  tooDeepDetail
+} from './json-text.js'
 import type { PoisoningAction, SecureParseOptions } from './json-text.js'
 
 export interface NdjsonSplitterOptions {
@@ -26,6 +37,12 @@ export interface NdjsonSplitterOptions {
    * @default 16777216 (16 MiB)
    */
   maxItemSize?: number
+  /**
+   * The most levels of arrays and objects in one line's value; a deeper one is refused with
+   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
+   * @default 1000
+   */
+  maxDepth?: number
   /**
    * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
    * @default 'error'
@@ -59,6 +76,7 @@ export class NdjsonSplitter {
   readonly #onItems: (items: unknown[]) => void
   readonly #batchSize: number
   readonly #maxItemSize: number
+  readonly #maxDepth: number
   readonly #policy: SecureParseOptions
   readonly #carry: CarryBuffer
   #batch: unknown[] = []
@@ -79,6 +97,7 @@ export class NdjsonSplitter {
       protoAction: normalizeAction(options.protoAction, 'protoAction'),
       constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
     }
+    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH)
     this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize)
   }
 
@@ -184,10 +203,12 @@ export class NdjsonSplitter {
       if (first < to) {
         let value: unknown
         try {
+          if (depthFault(text, first, to, this.#maxDepth) !== -1) throw new RangeError('too deep')
           value = secureParse(text.slice(from, to), this.#policy)
         } catch (err) {
+          // Again on the line's bytes, which locates the fault (the '\n' stays out, a '\r' in).
           const lineStart = start + byteOffsetOfChar(bytes, start, end, from)
-          const lineEnd = lineStart + byteOffsetOfChar(bytes, lineStart, end, to - from)
+          const lineEnd = lineStart + byteOffsetOfChar(bytes, lineStart, end, newline - from)
           this.#lineStart += lineStart - start
           this.#parseLine(bytes, lineStart, lineEnd)
           throw err
@@ -209,9 +230,15 @@ export class NdjsonSplitter {
       first++
     }
     if (first === end) return
+    const text = bytes.toString('utf8', start, end)
+    const deep = depthFault(text, 0, text.length, this.#maxDepth)
+    if (deep !== -1) {
+      const offset = this.#lineStart + byteOffsetOfChar(bytes, start, end, deep)
+      throw invalidJsonError(tooDeepDetail(this.#maxDepth), { offset, line: this.#line })
+    }
     let value: unknown
     try {
-      value = secureParse(bytes.toString('utf8', start, end), this.#policy)
+      value = secureParse(text, this.#policy)
     } catch (err) {
       // secure-json-parse strips a leading BOM, so V8's positions then start one character later.
       const bom = end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf

@@ -1,0 +1,95 @@
+import t from 'tap'
+import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
+import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
+import { BufferPool } from '../../lib/core/buffer-pool.js'
+import { depthFault, parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
+import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
+import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
+import { chunkings, collect } from '../helpers/chunking.js'
+import type { Collected } from '../helpers/chunking.js'
+
+// maxDepth counts levels of arrays and objects from the top of the body: the streamed array is
+// one, an object element a second. The first bracket past the bound is refused, with its byte
+// offset and the element index (or line), under every chunking.
+
+const nest = (depth: number, inner = '1'): string => '['.repeat(depth) + inner + ']'.repeat(depth)
+
+function scan (body: string, options: JsonScannerOptions): Collected[] {
+  const pool = new BufferPool({ slabSize: 16 })
+  const results = chunkings(Buffer.from(body), { byteByByteUpTo: 256 }).map(({ chunks }) =>
+    collect(onItems => new JsonArrayScanner({ pool, ...options }, onItems), chunks))
+  if (pool.stats.inUse !== 0) throw new Error('a pooled buffer was not released')
+  return results
+}
+
+function split (body: string, options: NdjsonSplitterOptions): Collected[] {
+  return chunkings(Buffer.from(body), { byteByByteUpTo: 256 }).map(({ chunks }) =>
+    collect(onItems => new NdjsonSplitter(options, onItems), chunks))
+}
+
+t.test('the array scanner takes exactly maxDepth levels and refuses one more', async t => {
+  for (const result of scan(`[1,${nest(3)}]`, { maxDepth: 4 })) t.same(result.items, [1, [[[1]]]])
+  for (const result of scan(`[1,${nest(4)}]`, { maxDepth: 4, batchSize: 1 })) {
+    t.same(result.items, [1], 'the earlier element was handed out')
+    t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', statusCode: 400, offset: 6, item: 1 })
+    t.match(result.error?.message, /nested too deeply: more than 4 levels/)
+  }
+})
+
+t.test('objects count as levels, and so do the containers on the path', async t => {
+  const body = '{"meta":{"a":{"b":1}},"items":[{"x":{"y":2}}]}'
+  for (const result of scan(body, { path: 'items', maxDepth: 4 })) t.same(result.items, [{ x: { y: 2 } }])
+  for (const result of scan(body, { path: 'items', maxDepth: 3 })) {
+    t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', offset: body.indexOf('{"y"'), item: 0 })
+  }
+  // Off the path, the sibling "meta" is three levels deep.
+  for (const result of scan(body, { path: 'items', maxDepth: 2 })) {
+    t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', offset: body.indexOf('{"b"') })
+  }
+  // A top-level value that is not an array is one item, with the same bound.
+  for (const result of scan('{"a":{"b":{}}}', { maxDepth: 2 })) {
+    t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', offset: 10 })
+  }
+})
+
+t.test('brackets inside strings are not levels', async t => {
+  const body = `["${'['.repeat(50)}", {"k": "${'{'.repeat(50)}"}]`
+  for (const result of scan(body, { maxDepth: 2 })) t.equal(result.items.length, 2)
+})
+
+t.test('a million levels cost one pass, not a parse', async t => {
+  const deep = `[${nest(1_000_000)}]`
+  const [whole] = scan(deep, { maxDepth: 1000 }).slice(0, 1)
+  t.match(whole?.error, { code: 'FST_NEXURE_INVALID_JSON', offset: 1000, item: 0 })
+  t.throws(() => parseJsonBody(Buffer.from(deep)), { code: 'FST_NEXURE_INVALID_JSON', offset: 1000, item: 0 })
+  t.same(parseJsonBody(Buffer.from(nest(1000, '0'))), JSON.parse(nest(1000, '0')), 'the default takes 1000 levels')
+})
+
+t.test('NDJSON: each line is bounded on its own, located by line and offset', async t => {
+  const body = `${nest(3)}\n${nest(3)}\r\n"${'['.repeat(20)}"\n${nest(4)}\n5\n`
+  for (const result of split(body, { maxDepth: 3, batchSize: 1 })) {
+    t.same(result.items, [[[[1]]], [[[1]]], '['.repeat(20)])
+    t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', line: 4, offset: body.indexOf(nest(4)) + 3 })
+    t.match(result.error?.message, /nested too deeply: more than 3 levels/)
+  }
+  t.throws(() => parseNdjsonBody(Buffer.from(body), { maxDepth: 3 }), { code: 'FST_NEXURE_INVALID_JSON', line: 4 })
+})
+
+t.test('NDJSON: a line ending in \\r\\r\\n loses one \\r, as JSON.parse of the line would see it', async t => {
+  for (const result of split('1\r\r\n2\r\n', {})) t.same(result.items, [1, 2])
+  const body = 'x\r\r\n'
+  for (const result of split(body, {})) t.match(result.error, { code: 'FST_NEXURE_INVALID_JSON', line: 1, offset: 0 })
+})
+
+t.test('depthFault: the index of the first bracket past the bound', async t => {
+  t.equal(depthFault('[[[]]]', 0, 6, 3), -1)
+  t.equal(depthFault('[[[[]]]]', 0, 8, 3), 3)
+  t.equal(depthFault('["[[[[", [[]]]', 0, 14, 3), -1)
+  t.equal(depthFault('["\\"[[[[", [[[]]]]', 0, 18, 3), 13, 'an escaped quote does not end the string')
+  t.equal(depthFault('[[[[', 0, 4, 4), -1, 'a text no longer than the bound is not read')
+})
+
+t.test('maxDepth must be a positive integer', async t => {
+  t.throws(() => new JsonArrayScanner({ maxDepth: 0 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
+  t.throws(() => new NdjsonSplitter({ maxDepth: 1.5 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
+})
