@@ -1,0 +1,228 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { APPROACH_LABELS, APPROACHES, isApproach, ROUTE, type Approach } from './approaches.js'
+import { itemCount } from './json-body.js'
+import { measureInFreshServer, oneLine, type Outcome } from './measure.js'
+import { describeMachine, loadWarning, machine, markdownTable, memoryChart, timeChart, type BenchReport, type CellResult } from './results.js'
+import { sendJsonArray } from './send-json.js'
+import { formatSize, mb, median, parseSize } from './units.js'
+
+// `npm run bench`: Standard (buffer, then JSON.parse) vs a naive stream-json pipeline vs
+// nexure's streamBody, each run in a fresh server process fed by a separate client process
+// over loopback. Prints a Markdown table, writes the results as JSON and SVG charts.
+
+const HELP = `Usage: npm run bench -- [options]
+
+  --sizes LIST              body sizes, e.g. 100KB,5MB,50MB,500MB (the default; KB = 1024 bytes)
+  --runs N                  runs per size and approach (default: 5 up to 5MB, 3 up to 50MB,
+                            1 above, to fit about 3 minutes on a 2-core machine)
+  --approaches LIST         standard,naive,nexure (the default)
+  --max-old-space-size MB   V8 heap limit of the server processes (default: Node's own)
+  --quick                   a smoke run under 30 s: 100KB,2MB,10MB, fewer runs
+  --out DIR                 where to write bench-<date>.json/.md and the charts
+                            (default: benchmark/results)
+  --docs                    also write the charts to docs/bench-time.svg and docs/bench-memory.svg
+  --from FILE               measure nothing: print the table and draw the charts of a results
+                            JSON written earlier
+  -h, --help                this text
+`
+
+const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url))
+const DEFAULT_SIZES = '100KB,5MB,50MB,500MB'
+// 2MB: over streamBody's 1 MiB threshold, so the quick run still takes nexure's streaming path.
+const QUICK_SIZES = '100KB,2MB,10MB'
+// Over streamBody's 1 MiB threshold, so every approach's streaming code is warm before the
+// measured request, as it would be in a server that has been up for a while.
+const WARMUP_BYTES = 2 * 1024 * 1024
+
+interface Settings {
+  sizes: number[]
+  approaches: Approach[]
+  runsFor: (size: number) => number
+  explicitRuns: boolean
+  maxOldSpaceSizeMB: number | null
+  outDir: string
+  docs: boolean
+  from: string | null
+}
+
+function readSettings (argv: string[]): Settings | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sizes: { type: 'string' },
+      runs: { type: 'string' },
+      approaches: { type: 'string' },
+      'max-old-space-size': { type: 'string' },
+      quick: { type: 'boolean', default: false },
+      out: { type: 'string' },
+      docs: { type: 'boolean', default: false },
+      from: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help === true) return null
+  const quick = values.quick === true
+  const sizes = (values.sizes ?? (quick ? QUICK_SIZES : DEFAULT_SIZES)).split(',').map(parseSize)
+  const approaches = (values.approaches ?? APPROACHES.join(',')).split(',').map(name => {
+    if (!isApproach(name)) throw new Error(`unknown approach ${JSON.stringify(name)} (known: ${APPROACHES.join(', ')})`)
+    return name
+  })
+  let runs: number | null = null
+  if (values.runs !== undefined) {
+    runs = Number(values.runs)
+    if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error(`--runs must be an integer from 1 to 100, got ${values.runs}`)
+  }
+  let maxOldSpaceSizeMB: number | null = null
+  if (values['max-old-space-size'] !== undefined) {
+    maxOldSpaceSizeMB = Number(values['max-old-space-size'])
+    if (!Number.isInteger(maxOldSpaceSizeMB) || maxOldSpaceSizeMB < 16) throw new Error('--max-old-space-size must be an integer number of MB, at least 16')
+  }
+  const defaultRuns = (size: number): number => quick
+    ? (size <= 2 * 1024 ** 2 ? 3 : 1)
+    : (size <= 5 * 1024 ** 2 ? 5 : size <= 50 * 1024 ** 2 ? 3 : 1)
+  return {
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    approaches,
+    runsFor: size => runs ?? defaultRuns(size),
+    explicitRuns: runs !== null,
+    maxOldSpaceSizeMB,
+    outDir: path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results')),
+    docs: values.docs === true,
+    from: values.from === undefined ? null : path.resolve(values.from)
+  }
+}
+
+function timeoutFor (size: number): number {
+  // Generous: the slowest approach (stream-json) runs at 10-25 MB/s on a small machine.
+  return 60_000 + Math.ceil(size / (2 * 1024 ** 2)) * 1000
+}
+
+async function measureOnce (approach: Approach, size: number, settings: Settings): Promise<Outcome<null>> {
+  const timeoutMs = timeoutFor(size)
+  return measureInFreshServer({
+    script: 'server.js',
+    args: [approach, String(Math.max(size, WARMUP_BYTES) + 1024)],
+    maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB,
+    warmup: baseUrl => sendJsonArray({ kind: 'json', url: `${baseUrl}${ROUTE}`, size: WARMUP_BYTES, timeoutMs }),
+    job: baseUrl => ({ kind: 'json', url: `${baseUrl}${ROUTE}`, size, timeoutMs }),
+    after: async () => null
+  })
+}
+
+function progress (line: string): void {
+  process.stderr.write(line + '\n')
+}
+
+async function main (): Promise<number> {
+  const settings = readSettings(process.argv.slice(2))
+  if (settings === null) {
+    process.stdout.write(HELP)
+    return 0
+  }
+  if (settings.from !== null) {
+    const report = JSON.parse(readFileSync(settings.from, 'utf8')) as BenchReport
+    if (report.tool !== 'nexure-bench' || report.version !== 1) throw new Error(`${settings.from} is not a results file of this benchmark`)
+    return writeOutputs(report, settings, false)
+  }
+  const started = performance.now()
+  const date = new Date().toISOString()
+  const host = machine()
+  const total = settings.sizes.reduce((sum, size) => sum + settings.runsFor(size) * settings.approaches.length, 0)
+  progress(`nexure bench on ${describeMachine(host)}`)
+  const busy = loadWarning(host)
+  if (busy !== null) progress(busy)
+  progress(`sizes ${settings.sizes.map(formatSize).join(', ')}; runs per size ${settings.sizes.map(s => `${formatSize(s)}: ${settings.runsFor(s)}`).join(', ')}` +
+    `; server heap limit ${settings.maxOldSpaceSizeMB === null ? "Node's default" : `${settings.maxOldSpaceSizeMB} MB`}`)
+  if (!settings.explicitRuns) progress('fewer runs at larger sizes, to fit about 3 minutes on a 2-core machine (--runs N to change)')
+  progress('each run: a fresh server process, a 2MB warm-up request, then the measured request from a separate client process')
+
+  const cells: CellResult[] = []
+  let done = 0
+  for (const size of settings.sizes) {
+    for (const approach of settings.approaches) {
+      const planned = settings.runsFor(size)
+      const cell: CellResult = { approach, sizeBytes: size, items: itemCount(size), runsPlanned: planned, runs: [], failure: null, failureDetail: null, failureExpected: false, median: null }
+      cells.push(cell)
+      for (let run = 1; run <= planned; run++) {
+        done++
+        const tag = `[${String(done).padStart(String(total).length)}/${total}] ${formatSize(size).padEnd(6)} ${APPROACH_LABELS[approach].padEnd(12)} run ${run}/${planned}`
+        const outcome = await measureOnce(approach, size, settings)
+        const elapsed = ((performance.now() - started) / 1000).toFixed(0)
+        if (outcome.ok) {
+          cell.runs.push(outcome.run)
+          progress(`${tag}: ${outcome.run.ms.toFixed(0)} ms, RSS ${mb(outcome.run.rssBytes)} MB, heap ${mb(outcome.run.heapBytes)} MB  (${elapsed} s)`)
+          continue
+        }
+        cell.failure = outcome.failure
+        cell.failureDetail = outcome.detail
+        cell.failureExpected = outcome.crashed && approach === 'standard'
+        progress(`${tag}: ${outcome.failure}${cell.failureExpected ? ' (the buffering approach cannot take this size here)' : ''}  (${elapsed} s)`)
+        progress(`    ${oneLine(outcome.detail, 300)}`)
+        done += planned - run
+        break
+      }
+      if (cell.failure === null) {
+        cell.median = {
+          ms: median(cell.runs.map(r => r.ms)),
+          rssBytes: median(cell.runs.map(r => r.rssBytes)),
+          heapBytes: median(cell.runs.map(r => r.heapBytes))
+        }
+      }
+    }
+  }
+
+  const report: BenchReport = {
+    tool: 'nexure-bench',
+    version: 1,
+    date,
+    command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
+    machine: host,
+    settings: { sizes: settings.sizes, approaches: settings.approaches, maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB, warmupBytes: WARMUP_BYTES },
+    cells,
+    durationMs: performance.now() - started,
+    ok: cells.every(c => c.failure === null || c.failureExpected)
+  }
+
+  return writeOutputs(report, settings, true)
+}
+
+function writeOutputs (report: BenchReport, settings: Settings, fresh: boolean): number {
+  const { date, machine: host, cells } = report
+  const stamp = date.replace(/[:.]/g, '-')
+  mkdirSync(settings.outDir, { recursive: true })
+  const jsonPath = fresh ? path.join(settings.outDir, `bench-${stamp}.json`) : settings.from ?? ''
+  const table = markdownTable(report)
+  if (fresh) {
+    writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n')
+    writeFileSync(path.join(settings.outDir, `bench-${stamp}.md`), `${table}\n${describeMachine(host)}, ${date}\n\`${report.command}\`\n`)
+  }
+  const charts = [path.join(settings.outDir, 'bench-time.svg'), path.join(settings.outDir, 'bench-memory.svg')]
+  writeFileSync(charts[0] as string, timeChart(report))
+  writeFileSync(charts[1] as string, memoryChart(report))
+  if (settings.docs) {
+    const docs = path.join(PACKAGE_ROOT, 'docs')
+    mkdirSync(docs, { recursive: true })
+    writeFileSync(path.join(docs, 'bench-time.svg'), timeChart(report))
+    writeFileSync(path.join(docs, 'bench-memory.svg'), memoryChart(report))
+    charts.push(path.join(docs, 'bench-time.svg'), path.join(docs, 'bench-memory.svg'))
+  }
+
+  process.stdout.write(`\n${table}\n${describeMachine(host)}; load average ${host.loadAverage}; ${date}; ${(report.durationMs / 1000).toFixed(0)} s\n\`${report.command}\`\n`)
+  process.stdout.write(`results: ${jsonPath}\ncharts: ${charts.join(', ')}\n`)
+  if (!report.ok) {
+    const failed = cells.filter(c => c.failure !== null && !c.failureExpected)
+    process.stderr.write(`\nFAILED:\n${failed.map(c => `  ${formatSize(c.sizeBytes)} ${APPROACH_LABELS[c.approach]}: ${c.failure ?? ''}: ${c.failureDetail ?? ''}`).join('\n')}\n`)
+    return 1
+  }
+  return 0
+}
+
+try {
+  process.exitCode = await main()
+} catch (error) {
+  process.stderr.write(`nexure bench: ${(error as Error).message}\n`)
+  process.exitCode = 2
+}

@@ -1,0 +1,15 @@
+import type { ClientJob } from './protocol.js'
+import { sendJsonArray } from './send-json.js'
+import { sendUpload } from './send-upload.js'
+
+// The benchmark client, a process of its own so that generating and sending the body never
+// competes with the server's event loop. Forked with the job as JSON in argv[2]; sends its
+// result back over IPC.
+
+if (process.send === undefined || process.argv[2] === undefined) {
+  console.error('client.js is forked by the benchmark: client.js <job JSON> (with an IPC channel)')
+  process.exit(2)
+}
+const job = JSON.parse(process.argv[2]) as ClientJob
+const result = job.kind === 'upload' ? await sendUpload(job) : await sendJsonArray(job)
+process.send(result, () => process.exit(0))

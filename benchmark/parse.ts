@@ -1,0 +1,332 @@
+// Parse benchmark: how fast, and in how much memory, can a process turn a large JSON array (or
+// NDJSON body) into items? On the same data, in one run:
+//   json-parse       the whole body in one buffer, toString, JSON.parse (what buffering does)
+//   stream-json      stream-json 3's parser -> streamArray, counting items (a JS tokenizer)
+//   nexure (pool)    JsonArrayScanner fed 64 KiB chunks, carry-over buffers from a BufferPool
+//   nexure (no pool) the same with `pool: null`
+// and for NDJSON: JSON.parse of every line of the whole text vs NdjsonSplitter.
+//
+// Every measurement runs in a fresh child process (so one approach's heap never pollutes the
+// next one's RSS), several times; the table shows medians. MB/s is by wall-clock time; MB/CPU-s
+// divides by the process's CPU time, which a busy machine disturbs less. Peak RSS is the kernel's high-water
+// mark for the child (getrusage maxRSS), which catches the peak inside one synchronous
+// JSON.parse call that a timer-based sampler would miss; "idle" is the child's RSS before it
+// reads anything. Data are generated into a temp directory at start and removed at the end.
+//
+//   npm run build && node dist/benchmark/parse.js --sizes 5MB,50MB --runs 3
+//   flags: --sizes 5MB,50MB,500MB  --runs 3  --ndjson-sizes 50MB  --stream-json-limit 200 (seconds)
+
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { PerformanceObserver } from 'node:perf_hooks'
+import { fileURLToPath } from 'node:url'
+import { BufferPool, JsonArrayScanner, NdjsonSplitter } from 'nexure'
+
+const CHUNK = 64 * 1024
+const MB = 1024 * 1024
+
+type Approach = 'json-parse' | 'stream-json' | 'nexure-pool' | 'nexure-no-pool' | 'ndjson-json-parse' | 'ndjson-nexure'
+const ARRAY_APPROACHES: Approach[] = ['json-parse', 'stream-json', 'nexure-pool', 'nexure-no-pool']
+const NDJSON_APPROACHES: Approach[] = ['ndjson-json-parse', 'ndjson-nexure']
+const LABEL: Record<Approach, string> = {
+  'json-parse': 'JSON.parse (whole buffer)',
+  'stream-json': 'stream-json (parser -> streamArray)',
+  'nexure-pool': 'nexure JsonArrayScanner (pool)',
+  'nexure-no-pool': 'nexure JsonArrayScanner (pool: null)',
+  'ndjson-json-parse': 'JSON.parse per line (whole text)',
+  'ndjson-nexure': 'nexure NdjsonSplitter (pool)'
+}
+
+interface Measurement {
+  items: number
+  bytes: number
+  ms: number
+  /** User + system CPU time of the whole process (GC threads included) during the work. */
+  cpuMs: number
+  idleRssBytes: number
+  peakRssBytes: number
+  gcMs: number
+  gcCount: number
+}
+
+interface Row {
+  format: 'json' | 'ndjson'
+  size: string
+  bytes: number
+  approach: Approach
+  runs: number
+  skipped?: string
+  mbPerSecond?: number
+  mbPerCpuSecond?: number
+  peakRssMB?: number
+  idleRssMB?: number
+  gcMs?: number
+  ratioVsJsonParse?: number
+  all?: Measurement[]
+}
+
+// ---------------------------------------------------------------------------------------------
+// Child: one approach over one file, then report a Measurement on stdout.
+
+function readChunks (file: string, onChunk: (chunk: Buffer) => void): number {
+  const fd = fs.openSync(file, 'r')
+  let total = 0
+  try {
+    for (;;) {
+      // A fresh buffer per read, as a socket hands out; the scanner must not keep it.
+      const chunk = Buffer.allocUnsafe(CHUNK)
+      const read = fs.readSync(fd, chunk, 0, CHUNK, null)
+      if (read === 0) break
+      total += read
+      onChunk(read === CHUNK ? chunk : chunk.subarray(0, read))
+    }
+  } finally {
+    fs.closeSync(fd)
+  }
+  return total
+}
+
+async function runStreamJson (file: string): Promise<number> {
+  const { streamArray } = await import('stream-json/streamers/stream-array.js')
+  return await new Promise<number>((resolve, reject) => {
+    let items = 0
+    const pipeline = streamArray.withParserAsStream()
+    pipeline.on('data', () => { items++ })
+    pipeline.on('end', () => resolve(items))
+    pipeline.on('error', reject)
+    const source = fs.createReadStream(file, { highWaterMark: CHUNK })
+    source.on('error', reject)
+    source.pipe(pipeline)
+  })
+}
+
+async function measure (approach: Approach, file: string): Promise<Measurement> {
+  let gcMs = 0
+  let gcCount = 0
+  const observer = new PerformanceObserver(list => {
+    for (const entry of list.getEntries()) {
+      gcMs += entry.duration
+      gcCount++
+    }
+  })
+  observer.observe({ entryTypes: ['gc'] })
+  const idleRssBytes = process.memoryUsage().rss
+  const bytes = fs.statSync(file).size
+  let items = 0
+  const count = (batch: unknown[]): void => { items += batch.length }
+  const cpuBefore = process.cpuUsage()
+  const started = process.hrtime.bigint()
+  switch (approach) {
+    case 'json-parse':
+    case 'ndjson-json-parse': {
+      const text = fs.readFileSync(file).toString('utf8')
+      if (approach === 'json-parse') {
+        items = (JSON.parse(text) as unknown[]).length
+      } else {
+        for (const line of text.split('\n')) {
+          if (line.trim() !== '') {
+            JSON.parse(line)
+            items++
+          }
+        }
+      }
+      break
+    }
+    case 'stream-json':
+      items = await runStreamJson(file)
+      break
+    case 'nexure-pool':
+    case 'nexure-no-pool': {
+      const scanner = new JsonArrayScanner({ pool: approach === 'nexure-pool' ? new BufferPool() : null }, count)
+      readChunks(file, chunk => scanner.write(chunk))
+      scanner.end()
+      break
+    }
+    case 'ndjson-nexure': {
+      const splitter = new NdjsonSplitter({ pool: new BufferPool() }, count)
+      readChunks(file, chunk => splitter.write(chunk))
+      splitter.end()
+      break
+    }
+  }
+  const ms = Number(process.hrtime.bigint() - started) / 1e6
+  const cpu = process.cpuUsage(cpuBefore)
+  const cpuMs = (cpu.user + cpu.system) / 1000
+  // GC entries are delivered asynchronously.
+  await new Promise(resolve => setTimeout(resolve, 100))
+  observer.disconnect()
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024
+  return { items, bytes, ms, cpuMs, idleRssBytes, peakRssBytes, gcMs, gcCount }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Parent: data, children, table.
+
+function parseSize (text: string): number {
+  const match = /^(\d+(?:\.\d+)?)(KB|MB|GB)?$/i.exec(text.trim())
+  if (match === null) throw new Error(`not a size: ${text} (expected e.g. 5MB)`)
+  const unit = (match[2] ?? '').toUpperCase()
+  const scale = unit === 'GB' ? 1024 * MB : unit === 'MB' ? MB : unit === 'KB' ? 1024 : 1
+  return Math.round(Number(match[1]) * scale)
+}
+
+function option (name: string, fallback: string): string {
+  const at = process.argv.indexOf(name)
+  return at === -1 ? fallback : process.argv[at + 1] ?? fallback
+}
+
+// Deterministic records with some multi-byte text; written in ~1 MB pieces.
+function record (k: number): string {
+  return JSON.stringify({
+    id: k,
+    name: k % 10 === 0 ? `Zoë Müller-${k} 😀` : `User ${k}`,
+    email: `user${k}@example.com`,
+    tags: k % 3 === 0 ? ['alpha', 'beta', 'δέλτα'] : ['alpha', 'gamma'],
+    score: Math.round(((k * 7919) % 10000) * 0.37 * 100) / 100,
+    active: k % 2 === 0
+  })
+}
+
+function generate (file: string, bytes: number, format: 'json' | 'ndjson'): void {
+  const fd = fs.openSync(file, 'w')
+  let written = 0
+  let k = 0
+  let piece = format === 'json' ? '[' : ''
+  let pieceBytes = piece.length
+  const separator = format === 'json' ? ',' : '\n'
+  const closing = format === 'json' ? ']' : '\n'
+  try {
+    while (written + pieceBytes + 200 < bytes) {
+      const next = (k === 0 && format === 'json' ? '' : separator) + record(k++)
+      piece += next
+      pieceBytes += Buffer.byteLength(next)
+      if (pieceBytes >= MB) {
+        written += fs.writeSync(fd, piece)
+        piece = ''
+        pieceBytes = 0
+      }
+    }
+    fs.writeSync(fd, piece + closing)
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function runChild (approach: Approach, file: string): Measurement {
+  const output = execFileSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', approach, file], {
+    encoding: 'utf8',
+    maxBuffer: 1024 * 1024,
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  return JSON.parse(output.trim().split('\n').pop()!) as Measurement
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const middle = Math.floor(sorted.length / 2)
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2
+}
+
+function table (rows: Row[]): string {
+  const header = ['format', 'size', 'approach', 'MB/s', 'MB/CPU-s', 'peak RSS MB', 'idle RSS MB', 'GC ms', 'vs JSON.parse']
+  const lines = rows.map(row => row.skipped !== undefined
+    ? [row.format, row.size, LABEL[row.approach], `skipped: ${row.skipped}`, '', '', '', '', '']
+    : [row.format, row.size, LABEL[row.approach], row.mbPerSecond!.toFixed(1), row.mbPerCpuSecond!.toFixed(1), row.peakRssMB!.toFixed(0), row.idleRssMB!.toFixed(0),
+        row.gcMs!.toFixed(0), `${row.ratioVsJsonParse!.toFixed(2)}x`])
+  const widths = header.map((title, column) => Math.max(title.length, ...lines.map(line => line[column]!.length)))
+  const format = (cells: string[]): string => '| ' + cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ') + ' |'
+  return [format(header), '|' + widths.map(width => '-'.repeat(width + 2)).join('|') + '|', ...lines.map(format)].join('\n')
+}
+
+async function main (): Promise<void> {
+  if (process.argv[2] === '--child') {
+    const measurement = await measure(process.argv[3] as Approach, process.argv[4]!)
+    process.stdout.write(JSON.stringify(measurement) + '\n')
+    return
+  }
+  const sizes = option('--sizes', '5MB,50MB').split(',').filter(Boolean)
+  const ndjsonSizes = option('--ndjson-sizes', '50MB').split(',').filter(Boolean)
+  const runs = Math.max(1, Number(option('--runs', '3')))
+  const streamJsonLimitSeconds = Number(option('--stream-json-limit', '200'))
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexure-parse-bench-'))
+  const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true })
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(signal, () => {
+      cleanup()
+      process.exit(signal === 'SIGINT' ? 130 : 143)
+    })
+  }
+  const rows: Row[] = []
+  let streamJsonRate = 0
+  console.log(`node ${process.version}, ${os.cpus().length} CPUs, ${runs} run(s) per approach, each in a fresh process`)
+  try {
+    const plan: Array<{ format: 'json' | 'ndjson', size: string, approaches: Approach[] }> = [
+      ...sizes.map(size => ({ format: 'json' as const, size, approaches: ARRAY_APPROACHES })),
+      ...ndjsonSizes.map(size => ({ format: 'ndjson' as const, size, approaches: NDJSON_APPROACHES }))
+    ]
+    for (const { format, size, approaches } of plan) {
+      const bytes = parseSize(size)
+      const file = path.join(dir, `${format}-${size}.${format}`)
+      generate(file, bytes, format)
+      const fileBytes = fs.statSync(file).size
+      const results = new Map<Approach, Measurement[]>(approaches.map(approach => [approach, []]))
+      const skipped = new Map<Approach, string>()
+      if (approaches.includes('stream-json') && streamJsonRate > 0) {
+        const estimate = (fileBytes / MB / streamJsonRate) * runs
+        if (estimate > streamJsonLimitSeconds) skipped.set('stream-json', `~${Math.round(estimate)} s for ${runs} run(s) at ${streamJsonRate.toFixed(0)} MB/s`)
+      }
+      // Round-robin over the approaches, so a slow phase of the machine hits all of them alike.
+      for (let run = 0; run < runs; run++) {
+        for (const approach of approaches) {
+          if (skipped.has(approach)) continue
+          const measurement = runChild(approach, file)
+          results.get(approach)!.push(measurement)
+          process.stderr.write(`${format} ${size} ${approach} run ${run + 1}: ${(fileBytes / MB / (measurement.ms / 1000)).toFixed(1)} MB/s, ${measurement.items} items\n`)
+        }
+      }
+      const baseline = format === 'json' ? 'json-parse' : 'ndjson-json-parse'
+      const baselineRate = median(results.get(baseline)!.map(m => fileBytes / MB / (m.ms / 1000)))
+      for (const approach of approaches) {
+        const reason = skipped.get(approach)
+        if (reason !== undefined) {
+          rows.push({ format, size, bytes: fileBytes, approach, runs: 0, skipped: reason })
+          continue
+        }
+        const all = results.get(approach)!
+        const rate = median(all.map(m => fileBytes / MB / (m.ms / 1000)))
+        if (approach === 'stream-json') streamJsonRate = rate
+        const counts = new Set(all.map(m => m.items))
+        if (counts.size !== 1) throw new Error(`${approach} counted different numbers of items: ${[...counts].join(', ')}`)
+        rows.push({
+          format,
+          size,
+          bytes: fileBytes,
+          approach,
+          runs: all.length,
+          mbPerSecond: rate,
+          mbPerCpuSecond: median(all.map(m => fileBytes / MB / (m.cpuMs / 1000))),
+          peakRssMB: median(all.map(m => m.peakRssBytes / MB)),
+          idleRssMB: median(all.map(m => m.idleRssBytes / MB)),
+          gcMs: median(all.map(m => m.gcMs)),
+          ratioVsJsonParse: rate / baselineRate,
+          all
+        })
+      }
+      const itemCounts = new Set(rows.filter(row => row.size === size && row.format === format && row.all !== undefined).map(row => row.all![0]!.items))
+      if (itemCounts.size !== 1) throw new Error(`approaches disagree on the item count at ${format} ${size}: ${[...itemCounts].join(', ')}`)
+      fs.rmSync(file)
+    }
+  } finally {
+    cleanup()
+  }
+  console.log(table(rows))
+  const resultsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../benchmark/results')
+  fs.mkdirSync(resultsDir, { recursive: true })
+  const out = path.join(resultsDir, 'parse.json')
+  fs.writeFileSync(out, JSON.stringify({ node: process.version, cpus: os.cpus().length, runs, date: new Date().toISOString(), rows }, null, 2) + '\n')
+  console.log(`results written to ${path.relative(process.cwd(), out)}`)
+}
+
+await main()
