@@ -96,6 +96,11 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
   const ready: unknown[][] = []
   let current: unknown[] = []
   const onItems = (items: unknown[]): void => {
+    // The engines hand out fresh arrays of exactly `size` items when they can: pass those on.
+    if (current.length === 0 && items.length === size) {
+      ready.push(items)
+      return
+    }
     for (const item of items) {
       current.push(item)
       if (current.length === size) {
