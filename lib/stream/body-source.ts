@@ -31,11 +31,11 @@ type Stage = 'limit' | 'decoder' | 'transform'
  * Bytes handed out by `chunks()` between two turns of the event loop. Buffered chunks resolve
  * `next()` from the microtask queue, so a consumer that never waits on anything else would run
  * through a whole socket buffer, and a fast client keeps that full, without ever letting a
- * timer or another request's I/O run. One macrotask turn per 256 KiB costs nothing measurable
- * and bounds the longest block to the parse of that much (measured: /health p99 during a 500 MB
- * body from 814 ms to 10 ms).
+ * timer or another request's I/O run. Measured with `npm run bench:fairness -- --size 200MB`
+ * (GET /health every 10 ms): a turn every 256 KiB gave p99 89-132 ms and blocks of 80-122 ms;
+ * every 32 KiB, p99 17-33 ms and blocks of 28-42 ms, at the same body time (16 KiB: no better).
  */
-const YIELD_EVERY = 256 * 1024
+const YIELD_EVERY = 32 * 1024
 
 /**
  * One request body as a pull-based sequence of decoded, limited, transformed chunks.
