@@ -16,6 +16,7 @@ import {
   CarryBuffer,
   DEFAULT_MAX_DEPTH,
   depthFault,
+  depthFaultInBytes,
   invalidJsonError,
   itemTooLargeError,
   normalizeAction,
@@ -230,15 +231,13 @@ export class NdjsonSplitter {
       first++
     }
     if (first === end) return
-    const text = bytes.toString('utf8', start, end)
-    const deep = depthFault(text, 0, text.length, this.#maxDepth)
+    const deep = depthFaultInBytes(bytes, start, end, this.#maxDepth)
     if (deep !== -1) {
-      const offset = this.#lineStart + byteOffsetOfChar(bytes, start, end, deep)
-      throw invalidJsonError(tooDeepDetail(this.#maxDepth), { offset, line: this.#line })
+      throw invalidJsonError(tooDeepDetail(this.#maxDepth), { offset: this.#lineStart + deep - start, line: this.#line })
     }
     let value: unknown
     try {
-      value = secureParse(text, this.#policy)
+      value = secureParse(bytes.toString('utf8', start, end), this.#policy)
     } catch (err) {
       // secure-json-parse strips a leading BOM, so V8's positions then start one character later.
       const bom = end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf

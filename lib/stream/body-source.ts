@@ -189,7 +189,7 @@ export class BodySource {
     try {
       for (;;) {
         const next = await iterator.next()
-        if (next.done === true) return Buffer.concat(this.#prefix, total)
+        if (next.done === true) return this.#prefix.length === 1 ? this.#prefix[0]! : Buffer.concat(this.#prefix, total)
         this.#prefix.push(next.value)
         total += next.value.length
         if (total > max) return null

@@ -2,7 +2,7 @@ import t from 'tap'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { depthFault, parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
+import { depthFault, depthFaultInBytes, parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
 import { chunkings, collect } from '../helpers/chunking.js'
@@ -87,6 +87,16 @@ t.test('depthFault: the index of the first bracket past the bound', async t => {
   t.equal(depthFault('["[[[[", [[]]]', 0, 14, 3), -1)
   t.equal(depthFault('["\\"[[[[", [[[]]]]', 0, 18, 3), 13, 'an escaped quote does not end the string')
   t.equal(depthFault('[[[[', 0, 4, 4), -1, 'a text no longer than the bound is not read')
+})
+
+t.test('depthFaultInBytes: the same answer as depthFault, as a byte offset', async t => {
+  const texts = ['[[[]]]', '[[[[]]]]', '["[[[[", [[]]]', '["\\"[[[[", [[[]]]]', '{"é":[[["ü"]]]}', '["😀", [[[1]]]]', '[[[[']
+  for (const text of texts) {
+    const bytes = Buffer.from(text)
+    const at = depthFault(text, 0, text.length, 3)
+    const expected = at === -1 ? -1 : Buffer.byteLength(text.slice(0, at))
+    t.equal(depthFaultInBytes(bytes, 0, bytes.length, 3), expected, text)
+  }
 })
 
 t.test('maxDepth must be a positive integer', async t => {
