@@ -22,7 +22,7 @@ const HELP = `Usage: npm run bench:fairness -- [options]
   --approach LIST           standard,nexure (the default), or one of them
   --interval MS             time between two GET /health calls (default 10)
   --max-old-space-size MB   V8 heap limit of the server (default 8192: the default parser needs
-                            ~2.6 GB at 500MB)
+                            ~2 GB at 500MB)
   --out FILE                where the JSON results go (default benchmark/results/fairness.json)
   -h, --help                this text
 `
