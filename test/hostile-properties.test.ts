@@ -8,14 +8,13 @@
 import t, { type Test } from 'tap'
 import fc from 'fast-check'
 import { isDeepStrictEqual } from 'node:util'
-import sjson from 'secure-json-parse'
 import { BufferPool, JsonArrayScanner, NdjsonSplitter } from '../lib/index.js'
 import type { JsonScannerOptions, NdjsonSplitterOptions } from '../lib/index.js'
 import { collect, show, splitAt } from './helpers/chunking.js'
 import type { Collected } from './helpers/chunking.js'
+import { referenceJson, referenceNdjson } from './helpers/reference.js'
+import type { Outcome } from './helpers/reference.js'
 
-const POLICY = { protoAction: 'error', constructorAction: 'error' } as const
-const FORBIDDEN = 'Object contains forbidden prototype property'
 /** secure-json-parse's own test for a body that may hold a forbidden key (any spelling). */
 const SUSPECT_KEY = /"(?:_|\\u005[Ff])(?:_|\\u005[Ff])(?:p|\\u0070)(?:r|\\u0072)(?:o|\\u006[Ff])(?:t|\\u0074)(?:o|\\u006[Ff])(?:_|\\u005[Ff])(?:_|\\u005[Ff])"\s*:|"(?:c|\\u0063)(?:o|\\u006[Ff])(?:n|\\u006[Ee])(?:s|\\u0073)(?:t|\\u0074)(?:r|\\u0072)(?:u|\\u0075)(?:c|\\u0063)(?:t|\\u0074)(?:o|\\u006[Ff])(?:r|\\u0072)"\s*:/
 /** The slowest one body may be, whole or in one-byte chunks; anything near it is a near-hang. */
@@ -23,35 +22,6 @@ const CASE_TIME_LIMIT_MS = 2000
 
 // One small slab size for every run: partial items cross slab boundaries all the time.
 const pool = new BufferPool({ slabSize: 24 })
-
-type Outcome = { items: unknown[], code?: undefined, line?: undefined } | { code: string, items?: undefined, line?: number }
-
-function referenceJson (body: Buffer): Outcome {
-  const text = body.toString('utf8')
-  if (/^\ufeff?[ \t\n\r]*$/.test(text)) return { code: 'FST_NEXURE_EMPTY_BODY' }
-  try {
-    const value: unknown = sjson.parse(text, null, POLICY)
-    return { items: Array.isArray(value) ? value : [value] }
-  } catch (err) {
-    return { code: (err as Error).message === FORBIDDEN ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON' }
-  }
-}
-
-function referenceNdjson (body: Buffer): Outcome {
-  const lines = body.toString('utf8').split('\n')
-  const items: unknown[] = []
-  for (let k = 0; k < lines.length; k++) {
-    let line = lines[k]!
-    if (line.endsWith('\r')) line = line.slice(0, -1)
-    if (/^[ \t\r]*$/.test(line)) continue
-    try {
-      items.push(sjson.parse(line, null, POLICY))
-    } catch (err) {
-      return { code: (err as Error).message === FORBIDDEN ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON', line: k + 1 }
-    }
-  }
-  return { items }
-}
 
 // ---- arbitraries ---------------------------------------------------------------------------
 

@@ -5,7 +5,6 @@
 
 import t from 'tap'
 import { isDeepStrictEqual } from 'node:util'
-import sjson from 'secure-json-parse'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
@@ -13,58 +12,11 @@ import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
 import { parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
 import type { PoisoningAction } from '../../lib/core/json-text.js'
-import { parsePath } from '../../lib/core/path.js'
 import { chunkings, collect, show } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 import { JsonGen } from '../helpers/json-gen.js'
-
-interface Policy { protoAction?: PoisoningAction, constructorAction?: PoisoningAction }
-type Outcome = { items: unknown[], code?: undefined, line?: undefined } | { code: string, items?: undefined, line?: number }
-
-const WHITESPACE_ONLY = /^\ufeff?[ \t\n\r]*$/
-
-/** The reference: what Fastify's parser (secure-json-parse on the whole text) makes of the body. */
-function referenceJson (body: Buffer, path: string | undefined, policy: Policy = {}): Outcome {
-  const text = body.toString('utf8')
-  if (WHITESPACE_ONLY.test(text)) return { code: 'FST_NEXURE_EMPTY_BODY' }
-  let value: unknown
-  try {
-    value = sjson.parse(text, null, policy)
-  } catch (err) {
-    const forbidden = (err as Error).message === 'Object contains forbidden prototype property'
-    return { code: forbidden ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON' }
-  }
-  const segments = parsePath(path)
-  if (segments.length === 0) return { items: Array.isArray(value) ? value : [value] }
-  let node = value
-  for (const segment of segments) {
-    if (Array.isArray(node) && typeof segment === 'number' && segment < node.length) {
-      node = node[segment]
-    } else if (node !== null && typeof node === 'object' && !Array.isArray(node) && typeof segment === 'string' && Object.hasOwn(node, segment)) {
-      node = (node as Record<string, unknown>)[segment]
-    } else {
-      return { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
-    }
-  }
-  return Array.isArray(node) ? { items: node } : { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
-}
-
-function referenceNdjson (body: Buffer, policy: Policy = {}): Outcome {
-  const lines = body.toString('utf8').split('\n')
-  const items: unknown[] = []
-  for (let k = 0; k < lines.length; k++) {
-    let line = lines[k]!
-    if (line.endsWith('\r')) line = line.slice(0, -1)
-    if (/^[ \t\r]*$/.test(line)) continue
-    try {
-      items.push(sjson.parse(line, null, policy))
-    } catch (err) {
-      const forbidden = (err as Error).message === 'Object contains forbidden prototype property'
-      return { code: forbidden ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON', line: k + 1 }
-    }
-  }
-  return { items }
-}
+import { referenceJson, referenceNdjson } from '../helpers/reference.js'
+import type { Outcome } from '../helpers/reference.js'
 
 const pool = new BufferPool({ slabSize: 32 })
 

@@ -1,0 +1,58 @@
+// The reference every differential and property test compares the engines with: what Fastify's
+// own parser (secure-json-parse on the whole text) makes of a body, as items or an error code.
+
+import sjson from 'secure-json-parse'
+import type { PoisoningAction } from '../../lib/core/json-text.js'
+import { parsePath } from '../../lib/core/path.js'
+
+export interface Policy { protoAction?: PoisoningAction, constructorAction?: PoisoningAction }
+export type Outcome = { items: unknown[], code?: undefined, line?: undefined } | { code: string, items?: undefined, line?: number }
+
+const WHITESPACE_ONLY = /^\ufeff?[ \t\n\r]*$/
+const FORBIDDEN = 'Object contains forbidden prototype property'
+
+function failureCode (err: unknown): string {
+  return (err as Error).message === FORBIDDEN ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON'
+}
+
+/** A JSON body: the elements of the array at `path` (the top-level value without one). */
+export function referenceJson (body: Buffer, path?: string, policy: Policy = {}): Outcome {
+  const text = body.toString('utf8')
+  if (WHITESPACE_ONLY.test(text)) return { code: 'FST_NEXURE_EMPTY_BODY' }
+  let value: unknown
+  try {
+    value = sjson.parse(text, null, policy)
+  } catch (err) {
+    return { code: failureCode(err) }
+  }
+  const segments = parsePath(path)
+  if (segments.length === 0) return { items: Array.isArray(value) ? value : [value] }
+  let node = value
+  for (const segment of segments) {
+    if (Array.isArray(node) && typeof segment === 'number' && segment < node.length) {
+      node = node[segment]
+    } else if (node !== null && typeof node === 'object' && !Array.isArray(node) && typeof segment === 'string' && Object.hasOwn(node, segment)) {
+      node = (node as Record<string, unknown>)[segment]
+    } else {
+      return { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
+    }
+  }
+  return Array.isArray(node) ? { items: node } : { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
+}
+
+/** An NDJSON body: the value of every non-blank line, or the first failing line (1-based). */
+export function referenceNdjson (body: Buffer, policy: Policy = {}): Outcome {
+  const lines = body.toString('utf8').split('\n')
+  const items: unknown[] = []
+  for (let k = 0; k < lines.length; k++) {
+    let line = lines[k]!
+    if (line.endsWith('\r')) line = line.slice(0, -1)
+    if (/^[ \t\r]*$/.test(line)) continue
+    try {
+      items.push(sjson.parse(line, null, policy))
+    } catch (err) {
+      return { code: failureCode(err), line: k + 1 }
+    }
+  }
+  return { items }
+}
