@@ -206,20 +206,15 @@ export class BodySource {
     const iterator = this.#open()
     try {
       let sinceTurn = 0
-      while (this.#prefix.length > 0) {
-        const chunk = this.#prefix.shift()!
+      for (;;) {
+        let chunk = this.#prefix.shift()
+        if (chunk === undefined) {
+          const next = await iterator.next()
+          if (next.done === true) return
+          chunk = next.value
+        }
         yield chunk
         sinceTurn += chunk.length
-        if (sinceTurn >= YIELD_EVERY) {
-          sinceTurn = 0
-          await nextTurn()
-        }
-      }
-      for (;;) {
-        const next = await iterator.next()
-        if (next.done === true) return
-        yield next.value
-        sinceTurn += next.value.length
         if (sinceTurn >= YIELD_EVERY) {
           sinceTurn = 0
           await nextTurn()
