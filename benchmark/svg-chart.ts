@@ -164,3 +164,45 @@ export function lineChart (options: LineChartOptions): string {
   out.push('</svg>')
   return out.join('\n') + '\n'
 }
+
+export interface BarChartOptions {
+  title: string
+  subtitle?: string
+  bars: Array<{ label: string, value: number }>
+  /** A vertical line at this value (1 for a ratio), drawn over the bars. */
+  reference?: number
+  formatValue: (value: number) => string
+  width?: number
+}
+
+/** Horizontal bars from 0, one per row, labelled on the left and valued on the right. */
+export function barChart (options: BarChartOptions): string {
+  const width = options.width ?? 760
+  const rowHeight = 28
+  const left = 250
+  const right = 70
+  const top = options.subtitle === undefined ? 48 : 64
+  const height = top + options.bars.length * rowHeight + 40
+  const plotWidth = width - left - right
+  const max = Math.max(options.reference ?? 0, ...options.bars.map(b => b.value)) * 1.05
+  const px = (value: number): number => left + (max === 0 ? 0 : value / max) * plotWidth
+  const r = (n: number): string => n.toFixed(1)
+  const out: string[] = []
+  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" ${FONT}>`)
+  out.push(`<rect width="${width}" height="${height}" fill="#ffffff"/>`)
+  out.push(`<text x="16" y="26" font-size="17" font-weight="600" fill="#111">${escapeXml(options.title)}</text>`)
+  if (options.subtitle !== undefined) out.push(`<text x="16" y="46" font-size="12" fill="#555">${escapeXml(options.subtitle)}</text>`)
+  options.bars.forEach((bar, index) => {
+    const y = top + index * rowHeight
+    out.push(`<text x="${left - 10}" y="${y + 18}" font-size="13" fill="#111" text-anchor="end">${escapeXml(bar.label)}</text>`)
+    out.push(`<rect x="${left}" y="${y + 4}" width="${r(px(bar.value) - left)}" height="${rowHeight - 8}" fill="#2ca02c"/>`)
+    out.push(`<text x="${r(px(bar.value) + 6)}" y="${y + 18}" font-size="12" fill="#111">${escapeXml(options.formatValue(bar.value))}</text>`)
+  })
+  if (options.reference !== undefined) {
+    const x = px(options.reference)
+    out.push(`<line x1="${r(x)}" y1="${top}" x2="${r(x)}" y2="${top + options.bars.length * rowHeight}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="5 3"/>`)
+    out.push(`<text x="${r(x)}" y="${top + options.bars.length * rowHeight + 16}" font-size="12" fill="#d62728" text-anchor="middle">${escapeXml(options.formatValue(options.reference))}</text>`)
+  }
+  out.push('</svg>')
+  return out.join('\n') + '\n'
+}
