@@ -2,7 +2,7 @@ import t from 'tap'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { depthFault, depthFaultInBytes, parseJsonBody, parseNdjsonBody } from '../../lib/core/json-text.js'
+import { depthFault, depthFaultInBytes, nestedDeeperThan, parseJsonBody, parseNdjsonBody, WALK_AFTER_PARSE } from '../../lib/core/json-text.js'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
 import { chunkings, collect } from '../helpers/chunking.js'
@@ -102,4 +102,37 @@ t.test('depthFaultInBytes: the same answer as depthFault, as a byte offset', asy
 t.test('maxDepth must be a positive integer', async t => {
   t.throws(() => new JsonArrayScanner({ maxDepth: 0 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
   t.throws(() => new NdjsonSplitter({ maxDepth: 1.5 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
+})
+
+t.test('nestedDeeperThan counts levels of the parsed value', async t => {
+  t.equal(nestedDeeperThan(1, 1), false, 'a scalar has no level')
+  t.equal(nestedDeeperThan([], 1), false)
+  t.equal(nestedDeeperThan([[]], 1), true)
+  t.equal(nestedDeeperThan({ a: { b: [1] } }, 3), false)
+  t.equal(nestedDeeperThan({ a: { b: [1] } }, 2), true)
+  t.equal(nestedDeeperThan([1, 'x', null, { a: 1 }, [[2]]], 3), false, 'the deepest branch counts, not the first')
+  t.equal(nestedDeeperThan(JSON.parse(nest(100_000)), 99_999), true, 'no recursion: any depth is safe')
+  t.equal(nestedDeeperThan(JSON.parse('{"__proto__":[[1]]}'), 2), true, 'an own __proto__ key is walked like any key')
+})
+
+t.test('whole bodies: the same answer whichever way their depth is checked', async t => {
+  // Padded with whitespace so that each body is long enough to be checked at all, and then
+  // once under WALK_AFTER_PARSE (checked on the value) and once over it (checked on the bytes).
+  const pad = (text: string, size: number): Buffer => Buffer.from(text + ' '.repeat(Math.max(0, size - text.length)))
+  for (const size of [4096, WALK_AFTER_PARSE + 1]) {
+    const fits = `[1,${nest(9)}]`
+    const deep = `[1,${nest(10)}]`
+    t.same(parseJsonBody(pad(fits, size), { maxDepth: 10 }), JSON.parse(fits), `${size} bytes: maxDepth levels pass`)
+    t.throws(() => parseJsonBody(pad(deep, size), { maxDepth: 10 }), { code: 'FST_NEXURE_INVALID_JSON', offset: 12, item: 1, message: /nested too deeply: more than 10 levels/ }, `${size} bytes: one more is refused where it is`)
+    const poisoned = `[{"__proto__":${nest(20)}}]`
+    t.throws(() => parseJsonBody(pad(poisoned, size), { maxDepth: 10, protoAction: 'remove' }), { code: 'FST_NEXURE_INVALID_JSON' }, `${size} bytes: a deep value inside a removed key is still refused`)
+    // Two faults: the one the array scanner meets first is the one reported, however it is checked.
+    for (const body of [poisoned, `[{"__proto__":1},${nest(20)}]`]) {
+      const [reference] = scan(body, { maxDepth: 10 })
+      t.ok(reference?.error, 'the scanner refuses it')
+      t.throws(() => parseJsonBody(pad(body, size), { maxDepth: 10 }), { code: reference?.error?.code, offset: reference?.error?.offset }, `${size} bytes: ${body.slice(0, 16)}... fails as the scanner fails`)
+    }
+  }
+  t.same(parseJsonBody(Buffer.from(nest(5)), { maxDepth: 5 }), JSON.parse(nest(5)), 'a body too short to be too deep is not checked')
+  t.throws(() => parseJsonBody(Buffer.from('['.repeat(8)), { maxDepth: 5 }), { code: 'FST_NEXURE_INVALID_JSON', offset: 5 }, 'but a short malformed one is located as the scanner locates it')
 })
