@@ -1,15 +1,34 @@
 import type { Socket } from 'node:net'
-import type { FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
-/** onRoute: resolves and checks `config.streamBody` when the route is registered, not at its first request. */
+// Fastify parses no body for these methods; their routes get none of nexure's hooks.
+const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE'])
+
+type RouteHook<Hook> = Hook | Hook[] | undefined
+
+function withHook<Hook> (hooks: RouteHook<Hook>, hook: Hook): Hook[] {
+  return hooks === undefined ? [hook] : [...(Array.isArray(hooks) ? hooks : [hooks]), hook]
+}
+
+/**
+ * onRoute: resolves and checks `config.streamBody` when the route is registered, not at its
+ * first request, and gives the route the hooks it needs, and only those. A hook costs every
+ * request of its route, bodies or not (`npm run bench:traffic`): a route that cannot take a
+ * body gets none, and the reply is remembered only where user transforms need it.
+ */
 export function resolveRoute (plugin: ResolvedStreamBodyOptions) {
   return function onRoute (routeOptions: RouteOptions): void {
     const config = routeOptions.config as Record<string, unknown> | undefined
     const resolved = resolveRouteOptions(plugin, config?.streamBody, routeOptions.bodyLimit, invalidOption)
     routeOptions.config = { ...config, [kRouteOptions]: resolved } as RouteOptions['config']
+    const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
+    if (methods.every(method => BODYLESS_METHODS.has(method.toUpperCase()))) return
+    if (resolved.transforms.length > 0) routeOptions.preParsing = withHook(routeOptions.preParsing, rememberReply)
+    routeOptions.onSend = withHook(routeOptions.onSend, planUnreadBody)
+    routeOptions.onResponse = withHook(routeOptions.onResponse, releaseBody)
   }
 }
 
@@ -39,7 +58,7 @@ export const planUnreadBody: onSendHookHandler = function (request, reply, paylo
 }
 
 function mustClose (state: BodyState): boolean {
-  const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
+  const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.reader!.bytesReceived
   return state.failed || rest > state.plugin.drainLimit
 }
 
@@ -72,7 +91,7 @@ function release (request: FastifyRequest, responded: boolean): void {
   const state = bodyStateOf(request)
   if (state === undefined || !hasUnreadBody(state)) return
   const announced = lingering.has(request.raw.socket)
-  state.source!.destroy()
+  state.reader!.destroy()
   if (request.raw.destroyed) return
   if (responded && !announced && mustClose(state)) {
     // The headers went out before the handler stopped reading (a full-duplex reply): the client
@@ -88,11 +107,5 @@ function release (request: FastifyRequest, responded: boolean): void {
 /** onResponse: stop reading, free transforms and pooled buffers, drain a short rest. */
 export const releaseBody: onResponseHookHandler = function (request, reply, done) {
   release(request, true)
-  done()
-}
-
-/** onRequestAbort: the client is gone; free everything. */
-export const releaseAbortedBody: onRequestAbortHookHandler = function (request, done) {
-  release(request, false)
   done()
 }

@@ -5,6 +5,15 @@ import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 
 export type BodyKind = 'json' | 'ndjson' | 'raw'
 
+/** Reads a body off the socket: a BodySource, or the small-body reader. */
+export interface BodyReader {
+  readonly bytesReceived: number
+  /** True once every byte of the body was read. */
+  readonly ended: boolean
+  /** Stops reading and frees what reading holds. Idempotent. */
+  destroy: () => void
+}
+
 /** What nexure knows about one request's body; hangs on `request[kBodyState]`. */
 export interface BodyState {
   readonly kind: BodyKind
@@ -17,6 +26,12 @@ export interface BodyState {
   buffer: Buffer | null
   /** The stream of a body left on the socket; null once a small body was read whole. */
   source: BodySource | null
+  /**
+   * What is reading the body off the socket now, for the unread-body policy: the BodySource of
+   * a streamed body, or the small-body reader until it has read everything; null once a small
+   * body was read whole.
+   */
+  reader: BodyReader | null
   /** Which call took the body: 'request.batches()' or 'request.bodyStream()'. */
   consumedBy: string | null
   /** A read or parse error ended the body early. */
@@ -39,5 +54,5 @@ export function bodyStateOf (request: FastifyRequest): BodyState | undefined {
 
 /** True while part of a streamed body is still unread. */
 export function hasUnreadBody (state: BodyState): boolean {
-  return state.source !== null && !state.source.ended
+  return state.reader !== null && !state.reader.ended
 }

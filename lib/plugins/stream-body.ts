@@ -4,7 +4,7 @@ import { BufferPool } from '../core/buffer-pool.js'
 import { PressureMonitor } from '../stream/pressure.js'
 import { createBatches, bodyStream } from '../body/batches.js'
 import { createParser, type PoisoningPolicy } from '../body/parser.js'
-import { planUnreadBody, releaseAbortedBody, releaseBody, rememberReply, resolveRoute } from '../body/lifecycle.js'
+import { resolveRoute } from '../body/lifecycle.js'
 import {
   invalidOption,
   JSON_CONTENT_TYPES,
@@ -47,14 +47,9 @@ const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
     app.decorateRequest(kReply, null)
   }
 
-  // Per-route options, checked at registration.
+  // Per-route options, checked at registration, and per-route lifecycle hooks where a body can
+  // come: the reply for transforms; unread bodies drained or closed; everything freed.
   app.addHook('onRoute', resolveRoute(opts))
-
-  // Lifecycle: the reply for transforms; unread bodies drained or closed; everything freed.
-  app.addHook('preParsing', rememberReply)
-  app.addHook('onSend', planUnreadBody)
-  app.addHook('onResponse', releaseBody)
-  app.addHook('onRequestAbort', releaseAbortedBody)
 }
 
 export const streamBody = fp(plugin, { fastify: '5.x', name: 'nexure-stream-body' })

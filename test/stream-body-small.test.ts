@@ -1,0 +1,137 @@
+import t from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
+import { Readable, Transform, Writable } from 'node:stream'
+import { BufferPool } from '../lib/index.js'
+import { bodyApp, listen } from './helpers/server.js'
+
+// The small-body path: a body under streamThreshold, identity-encoded, with no user transforms,
+// is read straight off the socket. It keeps every guarantee the streaming pipeline gives, and
+// routes pay only for the hooks they need.
+
+/** Opens a raw connection, sends `request`, and resolves with everything the server sent until it closed. */
+async function raw (url: string, request: string, then?: (socket: net.Socket) => void): Promise<string> {
+  const { port, hostname } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  await once(socket, 'connect')
+  let response = ''
+  socket.on('data', chunk => { response += chunk.toString() })
+  socket.on('error', () => {})
+  socket.write(request)
+  then?.(socket)
+  await once(socket, 'close')
+  return response
+}
+
+const json = (length: number, head: string): string =>
+  `POST /echo HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n${head}`
+
+t.test('hooks go only to routes that can take a body, and preParsing only where transforms need the reply', async t => {
+  const app = await bodyApp(t)
+  app.get('/ping', async () => 'pong')
+  app.post('/plain', async () => 'ok')
+  app.route({ method: ['GET', 'PUT'], url: '/both', handler: async () => 'ok' })
+  app.post('/transformed', { config: { streamBody: { transforms: [() => new Transform({ transform (chunk, _e, cb) { cb(null, chunk) } })] } } }, async () => 'ok')
+  await app.ready()
+  const routes = app.printRoutes({ includeHooks: true, commonPrefix: false })
+  const block = (route: string): string => {
+    const start = routes.indexOf(`${route} (`)
+    const next = routes.slice(start + 1).search(/\n\S*── \//)
+    return next === -1 ? routes.slice(start) : routes.slice(start, start + 1 + next)
+  }
+  t.notMatch(block('/ping'), /planUnreadBody|releaseBody|rememberReply/, 'GET (and its HEAD) get no nexure hook')
+  t.match(block('/plain'), /\(onSend\) \["planUnreadBody\(\)"\]/)
+  t.match(block('/plain'), /\(onResponse\) \["releaseBody\(\)"\]/)
+  t.notMatch(block('/plain'), /rememberReply/, 'no preParsing hook without transforms')
+  t.match(block('/both'), /planUnreadBody/, 'a route that also takes PUT gets them')
+  t.match(block('/transformed'), /\(preParsing\) \["rememberReply\(\)"\]/)
+})
+
+t.test('a route\'s own hooks stay, and run with nexure\'s', async t => {
+  const app = await bodyApp(t, { streamThreshold: 10 })
+  const seen: string[] = []
+  app.post('/mine', {
+    onSend: async (_request, _reply, payload) => { seen.push('onSend'); return payload },
+    onResponse: [async () => { seen.push('onResponse') }]
+  }, async () => 'early')
+  const url = await listen(app)
+  const body = JSON.stringify(Array.from({ length: 50_000 }, (_, i) => i))
+  const res = await fetch(`${url}/mine`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })
+  t.equal(await res.text(), 'early')
+  t.equal(res.headers.get('connection'), 'close', 'the unread rest is over drainLimit: nexure\'s onSend ran')
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.same(seen, ['onSend', 'onResponse'])
+})
+
+t.test('a small body slower than bodyTimeout is a 408 that closes the connection', async t => {
+  const app = await bodyApp(t, { bodyTimeout: 300, idleTimeout: 0 })
+  let runs = 0
+  app.post('/echo', async (request) => { runs++; return request.body })
+  const url = await listen(app)
+  const started = performance.now()
+  const response = await raw(url, json(100, '[1,'), socket => {
+    const timer = setInterval(() => { if (!socket.destroyed) socket.write(' ') }, 50)
+    socket.once('close', () => clearInterval(timer))
+  })
+  t.match(response, /^HTTP\/1\.1 408/)
+  t.match(response, /FST_NEXURE_BODY_TIMEOUT/)
+  t.match(response, /the body took longer than 300 ms \(bodyTimeout\); \d+ bytes arrived/)
+  t.match(response, /connection: close/i, 'the rest of the body is not waited for')
+  t.equal(runs, 0)
+  t.ok(performance.now() - started < 3000)
+  const ok = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '[1]' })
+  t.same(await ok.json(), [1], 'the server goes on serving')
+})
+
+t.test('a client that goes away in the middle of a small body runs no handler and leaves nothing behind', async t => {
+  const pool = new BufferPool()
+  // A short idleTimeout: a timer left armed after the abort would fire during the wait below and
+  // answer a second time, which Fastify logs (FST_ERR_REP_ALREADY_SENT).
+  const logs: string[] = []
+  const stream = new Writable({ write (chunk: Buffer, _e, cb) { logs.push(chunk.toString()); cb() } })
+  const app = await bodyApp(t, { pool, idleTimeout: 100 }, { logger: { level: 'warn', stream } })
+  let runs = 0
+  app.post('/echo', async (request) => { runs++; return request.body })
+  let errors = 0
+  app.addHook('onError', async () => { errors++ })
+  const url = await listen(app)
+  for (let i = 0; i < 20; i++) {
+    await raw(url, json(1000, '[1,2,3,'), socket => { setTimeout(() => socket.destroy(), 10) })
+  }
+  await new Promise(resolve => setTimeout(resolve, 300))
+  t.equal(runs, 0, 'no handler ran for a body that never arrived')
+  t.equal(errors, 20, 'one error per aborted request')
+  t.same(logs.filter(line => /already sent/.test(line)), [], 'nothing answered twice')
+  t.equal(pool.stats.inUse, 0)
+  const res = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+  t.same(await res.json(), { a: 1 })
+})
+
+t.test('a small body counts its bytes against bodyLimit even when the payload outgrows its Content-Length', async t => {
+  const app = await bodyApp(t, { bodyLimit: 100 })
+  app.post('/echo', async (request) => request.body)
+  await app.ready()
+  // inject() does not hold a stream payload to its Content-Length the way Node's HTTP parser does.
+  const res = await app.inject({
+    method: 'POST',
+    url: '/echo',
+    headers: { 'content-type': 'application/json', 'content-length': '20' },
+    payload: Readable.from([Buffer.from('['), Buffer.from('1,'.repeat(200)), Buffer.from('1]')])
+  })
+  t.equal(res.statusCode, 413)
+  t.equal(res.json().code, 'FST_NEXURE_BODY_TOO_LARGE')
+  t.match(res.json().message, /the body \(\d+ bytes so far\)/)
+})
+
+t.test('small bodies that need decoding or transforms still work', async t => {
+  const { gzipSync } = await import('node:zlib')
+  const app = await bodyApp(t)
+  app.post('/echo', async (request) => request.body)
+  const upper = (): Transform => new Transform({ transform (chunk: Buffer, _e, cb) { cb(null, Buffer.from(chunk.toString().replace('"a"', '"A"'))) } })
+  app.post('/upper', { config: { streamBody: { transforms: [upper] } } }, async (request) => request.body)
+  const url = await listen(app)
+  const gz = await fetch(`${url}/echo`, { method: 'POST', headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' }, body: gzipSync('{"a":[1,2]}') })
+  t.same(await gz.json(), { a: [1, 2] })
+  const tr = await fetch(`${url}/upper`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
+  t.same(await tr.json(), { A: 1 })
+})
