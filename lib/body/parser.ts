@@ -13,6 +13,7 @@ import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import type { BodyKind, BodyState } from './state.js'
+import { closeAfterAnswer } from './lifecycle.js'
 
 type Done = (error: Error | null, body?: unknown) => void
 
@@ -71,6 +72,18 @@ function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxI
 }
 
 /**
+ * Refused before a byte of the body was read: the client is still sending it, so the answer
+ * closes the connection (else the next request on it would be parsed out of the rest). Fastify
+ * itself adds `connection: close` to parser errors only since fastify#6262 (a later 5.x), and
+ * nexure supports the whole 5.x line.
+ */
+function refuseUnread (request: FastifyRequest, error: Error, done: Done): void {
+  const reply = request[kReply]
+  if (reply != null) closeAfterAnswer(request, reply)
+  done(error)
+}
+
+/**
  * A Fastify content-type parser that reads a body only when it is small.
  *
  * A body whose Content-Length is at most `streamThreshold` is read, decoded and parsed once, so
@@ -87,12 +100,12 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       if (kind !== 'raw') checkCharset(request.headers['content-type'])
       codings = parseContentEncoding(request.headers['content-encoding'])
     } catch (error) {
-      done(error as Error)
+      refuseUnread(request, error as Error, done)
       return
     }
     const contentLength = contentLengthOf(request)
     if (contentLength !== undefined && contentLength > route.bodyLimit) {
-      done(new FST_NEXURE_BODY_TOO_LARGE(`content-length ${contentLength}`, route.bodyLimit))
+      refuseUnread(request, new FST_NEXURE_BODY_TOO_LARGE(`content-length ${contentLength}`, route.bodyLimit), done)
       return
     }
     const state: BodyState = {
