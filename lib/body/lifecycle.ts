@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import type { FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { FastifyReply, FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
@@ -50,11 +50,14 @@ export const planUnreadBody: onSendHookHandler = function (request, reply, paylo
   // A streamed reply while the handler still reads the body is full duplex: the body will be
   // read as the reply is written, so the decision waits for onResponse.
   const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
-  if (state !== undefined && hasUnreadBody(state) && !duplex && mustClose(state)) {
-    reply.header('connection', 'close')
-    lingerOnClose(request)
-  }
+  if (state !== undefined && hasUnreadBody(state) && !duplex && mustClose(state)) closeAfterAnswer(request, reply)
   done(null, payload)
+}
+
+/** The answer is this connection's last: the client is told so, and may finish sending (lingerOnClose). */
+export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('connection', 'close')
+  lingerOnClose(request)
 }
 
 function mustClose (state: BodyState): boolean {

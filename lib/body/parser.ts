@@ -11,9 +11,9 @@ import { BodySource } from '../stream/body-source.js'
 import { parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
-import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { readSmallBody } from './small-body.js'
-import type { BodyKind, BodyState } from './state.js'
+import type { BodyKind, BodyReader, BodyState } from './state.js'
 
 type Done = (error: Error | null, body?: unknown) => void
 
@@ -65,6 +65,24 @@ function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxI
   }
 }
 
+/** The reader of a body refused before a byte of it was read. */
+const UNREAD: BodyReader = Object.freeze({ bytesReceived: 0, ended: false, destroy () {} })
+
+/**
+ * Refused before a byte of the body was read: the client is still sending it, so the answer
+ * must close the connection (else the next request on it would be parsed out of the rest).
+ * Fastify itself adds `connection: close` to parser errors only since fastify#6262 (a later
+ * 5.x), and nexure supports the whole 5.x line: the body is recorded as unread and failed, and
+ * the route's onSend hook closes the connection after the answer, as for any unread body.
+ */
+function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: ResolvedStreamBodyOptions, route: ResolvedRouteOptions, error: Error, done: Done): void {
+  request[kBodyState] = {
+    kind, plugin, route, contentLength: contentLengthOf(request), reply: null,
+    buffer: null, source: null, reader: UNREAD, consumedBy: null, failed: true
+  }
+  done(error)
+}
+
 /**
  * A Fastify content-type parser that reads a body only when it is small.
  *
@@ -102,12 +120,12 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       if (kind !== 'raw') checkCharset(request.headers['content-type'])
       codings = parseContentEncoding(request.headers['content-encoding'])
     } catch (error) {
-      done(error as Error)
+      refuseUnread(request, kind, plugin, route, error as Error, done)
       return
     }
     const contentLength = contentLengthOf(request)
     if (contentLength !== undefined && contentLength > route.bodyLimit) {
-      done(new FST_NEXURE_BODY_TOO_LARGE(`content-length ${contentLength}`, route.bodyLimit))
+      refuseUnread(request, kind, plugin, route, new FST_NEXURE_BODY_TOO_LARGE(`content-length ${contentLength}`, route.bodyLimit), done)
       return
     }
     const state: BodyState = {
