@@ -32,6 +32,8 @@ export const planUnreadBody: onSendHookHandler = function (request, reply, paylo
   const stream = http2StreamOf(request.raw)
   if (stream !== null) {
     // HTTP/2: nothing to announce; this stream's rest is settled once the response is sent.
+    // Fastify adds `connection: close` to every parser error, which HTTP/2 forbids.
+    reply.removeHeader('connection')
     if (state !== undefined && hasUnreadBody(state)) afterResponseSent(stream, () => release(request, true))
     done(null, payload)
     return
