@@ -107,13 +107,22 @@ for (const [name, server] of Object.entries(HTTP2_SETUPS)) {
     t.equal(ignored.status, 200)
     t.not(ignored.ended, 'open', 'a handler that ignores the body ends the stream')
 
+    // Refusals from the headers alone (Fastify marks parser errors `connection: close`).
+    const announced = await h2Request(session, { ':path': '/count', ...JSON_HEADERS, 'content-length': String(20 * MIB) }, jsonArrayChunks(200_000))
+    t.equal(announced.status, 413)
+    t.match(JSON.parse(announced.body).message, /content-length 20971520/)
+    t.not(announced.ended, 'open')
+    const charset = await h2Request(session, { ':path': '/count', 'content-type': 'application/json; charset=latin1' }, jsonArrayChunks(200_000))
+    t.equal(charset.status, 415)
+    t.not(charset.ended, 'open')
+
     // A short unread rest is drained instead: the client gets to finish its body.
     const short = await h2Request(session, { ':path': '/first-batch', ...JSON_HEADERS }, jsonArrayChunks(300))
     t.equal(short.status, 200)
     t.equal(short.ended, 'end')
 
     await stillServes(t, session)
-    t.ok(await eventually(async () => seen.responses === 7), `onResponse ran for every stream (${seen.responses})`)
+    t.ok(await eventually(async () => seen.responses === 9), `onResponse ran for every stream (${seen.responses})`)
     t.ok(await eventually(async () => pool.stats.inUse === 0), 'no pooled slab left in use')
     t.same(seen.warnings, [], 'no UnsupportedWarning')
     t.equal(seen.connectionHeaders, 0, 'no connection-specific header')
@@ -198,6 +207,7 @@ for (const [name, server] of Object.entries(HTTP2_SETUPS)) {
       for await (const batch of request.batches()) count += batch.length
       return { count }
     })
+    app.post('/ignore', async () => 'not now')
     const seen = watch(t, app)
     const url = await app.listen({ port: 0, host: '127.0.0.1' })
     const session = await h2Session(t, url)
@@ -218,6 +228,10 @@ for (const [name, server] of Object.entries(HTTP2_SETUPS)) {
     t.equal(JSON.parse(refused.body).code, 'FST_NEXURE_FILE_TOO_LARGE')
     t.equal(refused.ended, 'reset', 'the stream is reset after the 413')
     t.ok(refused.sent < 8 * MIB, `the client stopped sending (${refused.sent} of 30 MiB written)`)
+
+    const ignored = await h2Request(session, { ':path': '/ignore', 'content-type': tooBig.contentType }, tooBig.chunks())
+    t.equal(ignored.status, 200)
+    t.not(ignored.ended, 'open', 'a handler that never calls uploads() ends the stream')
 
     // Reset by the client mid-file: the partial file and its directory go.
     const cut = multipartBody([{ name: 'a', filename: 'cut.bin', content: { size: 900_000 } }])
