@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { afterResponseSent, endStream, http2StreamOf } from '../http/transport.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
@@ -47,6 +48,15 @@ export const rememberReply: preParsingHookHandler = function (request, reply, pa
  */
 export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
   const state = bodyStateOf(request)
+  const stream = http2StreamOf(request.raw)
+  if (stream !== null) {
+    // HTTP/2: nothing to announce; this stream's rest is settled once the response is sent.
+    // Fastify adds `connection: close` to every parser error, which HTTP/2 forbids.
+    reply.removeHeader('connection')
+    if (state !== undefined && hasUnreadBody(state)) afterResponseSent(stream, () => release(request, true))
+    done(null, payload)
+    return
+  }
   // A streamed reply while the handler still reads the body is full duplex: the body will be
   // read as the reply is written, so the decision waits for onResponse.
   const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
@@ -96,6 +106,13 @@ function release (request: FastifyRequest, responded: boolean): void {
   const announced = lingering.has(request.raw.socket)
   state.reader!.destroy()
   if (request.raw.destroyed) return
+  const stream = http2StreamOf(request.raw)
+  if (stream !== null) {
+    // HTTP/2: the same policy, for this stream only (the socket is the whole session's).
+    if (mustClose(state)) endStream(request.raw)
+    else request.raw.resume()
+    return
+  }
   if (responded && !announced && mustClose(state)) {
     // The headers went out before the handler stopped reading (a full-duplex reply): the client
     // could not be told to close, and the rest is too long to drain. Closing is all that is left.

@@ -4,6 +4,7 @@ import { BufferPool } from '../core/buffer-pool.js'
 import { PressureMonitor } from '../stream/pressure.js'
 import { createBatches, bodyStream } from '../body/batches.js'
 import { createParser, type PoisoningPolicy } from '../body/parser.js'
+import { continueOnFirstRead } from '../http/expect-continue.js'
 import { resolveRoute } from '../body/lifecycle.js'
 import {
   invalidOption,
@@ -50,6 +51,9 @@ const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
   // Per-route options, checked at registration, and per-route lifecycle hooks where a body can
   // come: the reply for transforms; unread bodies drained or closed; everything freed.
   app.addHook('onRoute', resolveRoute(opts))
+
+  // Expect: 100-continue is answered when the body is first read, so a refusal comes first.
+  continueOnFirstRead(app.server)
 }
 
 export const streamBody = fp(plugin, { fastify: '5.x', name: 'nexure-stream-body' })

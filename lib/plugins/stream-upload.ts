@@ -14,6 +14,7 @@ import {
 } from '../upload/options.js'
 import { claimBody, iterateUploads, saveAll, UploadState } from '../upload/request-uploads.js'
 import { releaseUnreadBody } from '../upload/unread-body.js'
+import { continueOnFirstRead } from '../http/expect-continue.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -100,6 +101,9 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
       return (this as UploadRequest)[kUploadState]?.fields ?? NO_FIELDS
     }
   })
+
+  // Expect: 100-continue is answered when the body is first read, so a refusal comes first.
+  continueOnFirstRead(fastify.server)
 
   // Keep-alive hygiene and cleanup.
   fastify.addHook('onSend', (request, reply, payload, done) => {

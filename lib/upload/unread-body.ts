@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { afterResponseSent, endStream, http2StreamOf } from '../http/transport.js'
 
 /**
  * Up to this many unread body bytes are read and discarded after an early answer so the
@@ -12,7 +13,7 @@ export const UPLOAD_DRAIN_LIMIT = 64 * 1024
  * a handler that never called uploads(), a `break` out of the loop) leaves the request piped
  * into a busboy nobody reads, or paused: the socket stops being read and the next request on
  * the connection hangs (fastify#4588, multipart#630). Either drain a small rest or make this
- * the connection's last response.
+ * the connection's last response (over HTTP/2: the stream's, see http/transport.ts).
  */
 export function releaseUnreadBody (request: FastifyRequest, reply: FastifyReply, bytesReceived: number): void {
   const raw = request.raw
@@ -22,6 +23,15 @@ export function releaseUnreadBody (request: FastifyRequest, reply: FastifyReply,
   if (remaining <= UPLOAD_DRAIN_LIMIT) {
     raw.unpipe()
     raw.resume()
+    return
+  }
+  const stream = http2StreamOf(raw)
+  if (stream !== null) {
+    // HTTP/2: no connection to close; this stream alone is reset once the response is sent.
+    afterResponseSent(stream, () => {
+      raw.unpipe()
+      endStream(raw)
+    })
     return
   }
   reply.header('connection', 'close')
