@@ -46,9 +46,9 @@ const upload = startKit([compiled('upload.js'), '--sizes', '3MB', '--runs', '1',
 // and test/examples-postgres.test.ts fails there without it) all three run, else SQLite alone.
 const importApproaches = process.env.PGHOST === undefined ? ['nexure-sqlite'] : ['nexure-postgres', 'standard-postgres', 'nexure-sqlite']
 const importOut = dir('import')
-// After the upload kit: five kits at once on two cores would slow each past its timeout.
-const importArgs = [compiled('import.js'), '--sizes', '2MB', '--runs', '1', '--approaches', importApproaches.join(','), '--out', importOut]
-const importKit = upload.then(() => startKit(importArgs), () => startKit(importArgs))
+// After the JSON and upload kits: five kits at once on two cores slow each past its timeout.
+const importKit = Promise.allSettled([bench, upload]).then(() =>
+  startKit([compiled('import.js'), '--sizes', '2MB', '--runs', '1', '--approaches', importApproaches.join(','), '--out', importOut]))
 const profileOut = dir('profiles')
 const profiles = startKit([compiled('profile-cpu.js'), '--approach', 'nexure', '--size', '3MB', '--out', profileOut]).then(async cpu => {
   const memory = await startKit(['--expose-gc', compiled('profile-memory.js'), '--approach', 'standard', '--size', '3MB', '--out', profileOut])
