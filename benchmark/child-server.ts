@@ -7,10 +7,20 @@ import type { ParentMessage, ServerMessage } from './protocol.js'
  * and answers its IPC questions (reset the peaks, report them). Ends when the parent goes.
  */
 export async function serveToParent (app: FastifyInstance): Promise<void> {
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('expected a TCP address')
+  answerParent(address.port, () => app.close())
+}
+
+/**
+ * For a server already listening on `port` in this process (an example program run as it is):
+ * tells the parent the port and answers its IPC questions; `close` runs when the parent goes.
+ */
+export function answerParent (port: number, close: () => Promise<unknown>): void {
   if (process.send === undefined) throw new Error('a benchmark server is forked by its benchmark (it needs an IPC channel)')
   const send = (message: ServerMessage): void => { process.send?.(message) }
   const peaks = new PeakMemory()
-  await app.listen({ port: 0, host: '127.0.0.1' })
   peaks.start()
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'reset') {
@@ -22,9 +32,7 @@ export async function serveToParent (app: FastifyInstance): Promise<void> {
   })
   process.on('disconnect', () => {
     peaks.stop()
-    app.close().finally(() => process.exit(0))
+    close().finally(() => process.exit(0))
   })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('expected a TCP address')
-  send({ type: 'listening', port: address.port })
+  send({ type: 'listening', port })
 }

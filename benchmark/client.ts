@@ -1,4 +1,5 @@
 import type { ClientJob } from './protocol.js'
+import { sendImport } from './send-import.js'
 import { sendJsonArray } from './send-json.js'
 import { sendUpload } from './send-upload.js'
 
@@ -11,5 +12,5 @@ if (process.send === undefined || process.argv[2] === undefined) {
   process.exit(2)
 }
 const job = JSON.parse(process.argv[2]) as ClientJob
-const result = job.kind === 'upload' ? await sendUpload(job) : await sendJsonArray(job)
+const result = job.kind === 'upload' ? await sendUpload(job) : job.kind === 'import' ? await sendImport(job) : await sendJsonArray(job)
 process.send(result, () => process.exit(0))

@@ -11,8 +11,11 @@ export type ServerMessage =
 
 /** What the client child is asked to send (argv[2], as JSON). */
 export interface ClientJob {
-  /** A JSON array of `size` bytes, or a multipart upload of one file of `size` bytes. */
-  kind: 'json' | 'upload'
+  /**
+   * A JSON array of `size` bytes, a multipart upload of one file of `size` bytes, or a JSON array
+   * of at most `size` bytes of rows for a bulk-import server.
+   */
+  kind: 'json' | 'upload' | 'import'
   url: string
   /** Body size in bytes. */
   size: number

@@ -4,6 +4,7 @@
 
 const EXAMPLES: Record<string, string> = {
   'bulk-import-sqlite': 'POST /import: a JSON array of any size into SQLite, one transaction per batch (?atomic=1: one for all)',
+  'bulk-import-postgres': 'POST /import: a JSON array or NDJSON of any size into PostgreSQL with COPY FROM STDIN, at COPY\'s pace (PG* env)',
   'ndjson-ingest': 'POST /logs: NDJSON, gzip or not, counted per level while it streams',
   upload: 'POST /upload: multipart files of any size, answered with their sizes and SHA-256',
   'transform-stream': 'POST /transform: one NDJSON result line per batch while the body still streams in (full duplex)',

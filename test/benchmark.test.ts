@@ -42,6 +42,13 @@ const oom = startKit([compiled('bench.js'), '--sizes', '40MB', '--runs', '1', '-
 const uploadOut = dir('upload')
 const uploadTemp = dir('upload-temp')
 const upload = startKit([compiled('upload.js'), '--sizes', '3MB', '--runs', '1', '--out', uploadOut, '--temp-root', uploadTemp])
+// The import kit needs PostgreSQL for two of its approaches: with a server in PG* (CI has one,
+// and test/examples-postgres.test.ts fails there without it) all three run, else SQLite alone.
+const importApproaches = process.env.PGHOST === undefined ? ['nexure-sqlite'] : ['nexure-postgres', 'standard-postgres', 'nexure-sqlite']
+const importOut = dir('import')
+// After the JSON and upload kits: five kits at once on two cores slow each past its timeout.
+const importKit = Promise.allSettled([bench, upload]).then(() =>
+  startKit([compiled('import.js'), '--sizes', '2MB', '--runs', '1', '--approaches', importApproaches.join(','), '--out', importOut]))
 const profileOut = dir('profiles')
 const profiles = startKit([compiled('profile-cpu.js'), '--approach', 'nexure', '--size', '3MB', '--out', profileOut]).then(async cpu => {
   const memory = await startKit(['--expose-gc', compiled('profile-memory.js'), '--approach', 'standard', '--size', '3MB', '--out', profileOut])
@@ -157,6 +164,26 @@ t.test('the compiled upload bench leaves no files behind and checks every byte',
     t.equal(cell.leftAfterAbort?.files, 0, `${cell.approach}: nothing left on disk after an aborted upload`)
   }
   t.same(readdirSync(uploadTemp), [], 'the per-run temp dirs are removed')
+})
+
+t.test('the compiled import bench counts the rows in the table, for every approach', async t => {
+  const { stdout } = await importKit
+  const jsonFile = readdirSync(importOut).find(name => /^bench-import-.*\.json$/.test(name))
+  const report = JSON.parse(readFileSync(path.join(importOut, jsonFile ?? 'missing'), 'utf8')) as {
+    ok: boolean
+    cells: Array<{ approach: string, failure: string | null, runs: Array<{ ms: number, rssBytes: number, rows: number }> }>
+  }
+  t.equal(report.ok, true)
+  t.same(report.cells.map(c => c.approach), importApproaches)
+  // ~60-byte rows: a 2 MB body holds about 33,000.
+  const rows = report.cells[0]?.runs[0]?.rows ?? 0
+  t.ok(rows > 30_000 && rows < 40_000, `${rows} rows in a 2 MB body`)
+  for (const cell of report.cells) {
+    t.equal(cell.failure, null, `${cell.approach}: no failure`)
+    t.equal(cell.runs[0]?.rows, rows, `${cell.approach}: the same rows found in the table`)
+    t.ok((cell.runs[0]?.ms ?? 0) > 0 && (cell.runs[0]?.rssBytes ?? 0) > 10 * 1024 ** 2, `${cell.approach}: plausible time and peak`)
+  }
+  t.match(stdout, /\| Size \| Approach \| Rows \| Median time \(s\) \| Rows\/s \| MB\/s \| Peak RSS \(MB\) \| vs Standard \|/)
 })
 
 t.test('the profilers write a CPU profile DevTools can load and a memory timeline', async t => {

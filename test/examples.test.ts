@@ -1,89 +1,17 @@
-import t, { type Test } from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
+import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
-import { existsSync } from 'node:fs'
-import { mkdtemp, readdir, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { readdir } from 'node:fs/promises'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { Readable } from 'node:stream'
-import { fileURLToPath } from 'node:url'
 import { gzipSync } from 'node:zlib'
 import { FormData, request } from 'undici'
+import { built, getJson, run, SOURCES, startExample, stop, tempDir, type ImportAnswer } from './helpers/examples.js'
 import { contentHash, eventually, multipartBody } from './helpers/multipart.js'
 
 // Every program in examples/ runs here as it would for a user: the compiled file (npm test
 // builds first) started as a child process on a free port, real requests over the socket, and
 // the real answer checked against what the test computed on its own. The SQLite import is fed by
 // the large-body-client example itself, so the client is exercised as well.
-
-const DIST = fileURLToPath(new URL('../dist/examples/', import.meta.url))
-const SOURCES = fileURLToPath(new URL('../examples/', import.meta.url))
-
-function built (name: string): string {
-  const file = path.join(DIST, `${name}.js`)
-  if (!existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first (npm test does)`)
-  return file
-}
-
-// Without tap's loader and coverage hooks: they would run inside the example too.
-function childEnv (extra: Record<string, string> = {}): NodeJS.ProcessEnv {
-  const { NODE_OPTIONS: _options, NODE_V8_COVERAGE: _coverage, ...env } = process.env
-  return { ...env, ...extra }
-}
-
-async function tempDir (t: Test, prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(tmpdir(), prefix))
-  t.teardown(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
-
-interface Server { child: ChildProcess, url: string, stderr: () => string }
-
-/** Starts an example server with PORT=0 and reads its address from the first stdout line. */
-async function startExample (t: Test, name: string, env: Record<string, string> = {}): Promise<Server> {
-  const child = spawn(process.execPath, [built(name)], { env: childEnv({ ...env, PORT: '0' }), stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  let stderr = ''
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-  const first = await new Promise<string>((resolve, reject) => {
-    createInterface({ input: child.stdout! }).once('line', resolve)
-    child.once('exit', code => reject(new Error(`${name} exited with ${String(code)} before listening:\n${stderr}`)))
-  })
-  const match = /^listening on (http:\/\/127\.0\.0\.1:\d+)$/.exec(first)
-  if (match === null) throw new Error(`${name}: unexpected first line: ${first}`)
-  return { child, url: match[1]!, stderr: () => stderr }
-}
-
-interface Run { code: number | null, stdout: string, stderr: string }
-
-/** Runs a compiled example to its end (a CLI), with a bound on its time. */
-async function run (t: Test, file: string, args: string[]): Promise<Run> {
-  const child = spawn(process.execPath, [file, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] })
-  t.teardown(() => { if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
-  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000)
-  let stdout = ''
-  let stderr = ''
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => { stdout += text })
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => { stderr += text })
-  const code = await new Promise<number | null>(resolve => child.once('close', code => resolve(code)))
-  clearTimeout(timer)
-  return { code, stdout, stderr }
-}
-
-/** SIGTERM, as Ctrl-C or a process manager would: the example closes and exits 0. */
-async function stop (t: Test, server: Server): Promise<void> {
-  const exit = new Promise<number | null>(resolve => server.child.once('exit', code => resolve(code)))
-  server.child.kill('SIGTERM')
-  t.equal(await exit, 0, 'exits 0 on SIGTERM')
-}
-
-async function getJson<T> (url: string): Promise<T> {
-  const response = await request(url)
-  return await response.body.json() as T
-}
-
-interface ImportAnswer { inserted?: number, batches: number, committed?: number, error?: { code: string, message: string } }
 
 t.test('bulk-import-sqlite', async t => {
   const dir = await tempDir(t, 'nexure-example-sqlite-')
