@@ -1,6 +1,6 @@
-import type { Socket } from 'node:net'
-import type { FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { closeAfterAnswer, isClosing } from '../stream/close-connection.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
@@ -24,64 +24,48 @@ export const rememberReply: preParsingHookHandler = function (request, reply, pa
  * a 400/413 ended it). Node will not dump a body that was piped and paused, so the next request
  * on that keep-alive connection would wait behind the unread bytes (fastify#4588,
  * multipart#630). A short rest is drained after the response; anything else closes the
- * connection, and the client is told so.
+ * connection, and the client is told so: from then on nothing that arrives on it is run
+ * (see stream/close-connection.ts).
  */
 export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
   const state = bodyStateOf(request)
   // A streamed reply while the handler still reads the body is full duplex: the body will be
   // read as the reply is written, so the decision waits for onResponse.
   const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
-  if (state !== undefined && hasUnreadBody(state) && !duplex && mustClose(state)) {
-    reply.header('connection', 'close')
-    lingerOnClose(request)
+  if (state !== undefined && hasUnreadBody(state) && !duplex && (mustClose(request, state) || announcesClose(reply))) {
+    closeAfterAnswer(request, reply)
   }
   done(null, payload)
 }
 
-function mustClose (state: BodyState): boolean {
-  const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
+function mustClose (request: FastifyRequest, state: BodyState): boolean {
+  const rest = request.raw.complete ? 0 : state.contentLength === undefined ? Infinity : state.contentLength - state.source!.bytesReceived
+  // The whole body has arrived (`complete` may lag: a 400 can be sent from the microtasks that
+  // follow the body's last bytes, before the parser reports the message complete). The
+  // connection can serve the next request, as after Fastify's own parser.
+  if (rest === 0) return false
   return state.failed || rest > state.plugin.drainLimit
 }
 
-const LINGER_MS = 2000
-const lingering = new WeakSet<Socket>()
-
-/**
- * A lingering close, as web servers do it (nginx's lingering_close): after a response that
- * closes the connection while the client is still sending, Node would destroy the socket at
- * once, and the client's next write is answered with a reset that often reaches it before the
- * response does (undici reports EPIPE instead of the 413). So the write side is ended (the
- * client sees the response and the end of the connection), and what still arrives is read and
- * discarded for up to LINGER_MS before the socket is destroyed.
- */
-function lingerOnClose (request: FastifyRequest): void {
-  const socket = request.raw.socket
-  if (socket === null || socket.destroyed) return
-  lingering.add(socket)
-  // Node calls socket.destroySoon() once the last response on the connection is written.
-  socket.destroySoon = function lingeringClose (this: typeof socket): void {
-    this.end()
-    const timer = setTimeout(() => this.destroy(), LINGER_MS)
-    timer.unref()
-    this.once('close', () => clearTimeout(timer))
-    request.raw.resume()
-  }
+/** Someone else (Fastify after a parser error, a hook) already made this the last answer. */
+function announcesClose (reply: FastifyReply): boolean {
+  return /^\s*close\s*$/i.test(String(reply.getHeader('connection') ?? ''))
 }
 
 function release (request: FastifyRequest, responded: boolean): void {
   const state = bodyStateOf(request)
   if (state === undefined || !hasUnreadBody(state)) return
-  const announced = lingering.has(request.raw.socket)
+  const announced = isClosing(request.raw.socket)
   state.source!.destroy()
   if (request.raw.destroyed) return
-  if (responded && !announced && mustClose(state)) {
+  if (responded && !announced && mustClose(request, state)) {
     // The headers went out before the handler stopped reading (a full-duplex reply): the client
     // could not be told to close, and the rest is too long to drain. Closing is all that is left.
     request.raw.socket?.destroy()
     return
   }
-  // Read what is left and discard it: a short rest, so the connection can be reused; or what
-  // arrives while a closing connection lingers (see lingerOnClose).
+  // Read what is left and discard it: a short rest, so the connection can be reused; on a
+  // closing connection the bytes no longer reach the parser (see closeAfterAnswer).
   request.raw.resume()
 }
 
