@@ -1,6 +1,6 @@
-import type { FastifyReply, FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
-import { closeAfterAnswer, isClosing } from '../stream/close-connection.js'
+import { announcesClose, closeAfterAnswer, isClosing } from '../stream/close-connection.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
@@ -45,11 +45,6 @@ function mustClose (request: FastifyRequest, state: BodyState): boolean {
   // connection can serve the next request, as after Fastify's own parser.
   if (rest === 0) return false
   return state.failed || rest > state.plugin.drainLimit
-}
-
-/** Someone else (Fastify after a parser error, a hook) already made this the last answer. */
-function announcesClose (reply: FastifyReply): boolean {
-  return /^\s*close\s*$/i.test(String(reply.getHeader('connection') ?? ''))
 }
 
 function release (request: FastifyRequest, responded: boolean): void {

@@ -36,6 +36,11 @@ export function isClosing (socket: Socket | null): boolean {
   return socket !== null && closing.has(socket)
 }
 
+/** Someone (Fastify after a parser error, a hook) already made this the connection's last answer. */
+export function announcesClose (reply: FastifyReply): boolean {
+  return /^\s*close\s*$/i.test(String(reply.getHeader('connection') ?? ''))
+}
+
 /**
  * Makes this answer the connection's last: announces `connection: close`, stops the HTTP
  * parser from seeing anything more, and closes with a linger once the answer is written.
