@@ -48,6 +48,8 @@ export function announcesClose (reply: FastifyReply): boolean {
  */
 export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply): void {
   reply.header('connection', 'close')
+  // HTTP/1 only: an HTTP/2 socket carries every stream of its session, and is not ours to touch.
+  if (request.raw.httpVersionMajor !== 1) return
   const socket = request.raw.socket
   if (socket === null || socket.destroyed || closing.has(socket)) return
   closing.add(socket)
