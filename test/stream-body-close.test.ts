@@ -1,5 +1,6 @@
 import t from 'tap'
 import type { AddressInfo, Socket } from 'node:net'
+import { Readable } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { eventually } from './helpers/multipart.js'
 import { bodyApp, listen } from './helpers/server.js'
@@ -32,6 +33,15 @@ async function server (t: Parameters<typeof bodyApp>[0], streamThreshold?: numbe
     return { n }
   })
   app.post('/ignore', async () => ({ ignored: true }))
+  // The body is claimed only once the streamed reply starts: onSend cannot know it will be read.
+  app.post('/lazy', async (request, reply) => {
+    async function * lines (): AsyncGenerator<string> {
+      let n = 0
+      for await (const batch of request.batches()) n += batch.length
+      yield JSON.stringify({ n })
+    }
+    return reply.send(Readable.from(lines()))
+  })
   app.post('/charge', async () => ({ charged: ++charges }))
   await listen(app)
   const sockets: Socket[] = []
@@ -49,12 +59,13 @@ function * pieces (text: string, size = 64 * 1024): Generator<string> {
 }
 
 const numbers = ',0'.repeat(MiB) // 2 MiB of a valid array's tail
-const cases: Array<{ name: string, path: string, body: string, chunked?: boolean, status: number, code?: string }> = [
+const cases: Array<{ name: string, path: string, body: string, chunked?: boolean, status: number, code?: string, says?: string }> = [
   { name: 'malformed JSON (400)', path: '/count', body: '[1,2,oops' + numbers + ']', status: 400, code: 'FST_NEXURE_INVALID_JSON' },
   { name: 'malformed JSON in a chunked body (400)', path: '/count', body: '[1,2,oops' + numbers + ']', chunked: true, status: 400, code: 'FST_NEXURE_INVALID_JSON' },
   { name: 'an item over maxItemSize (413)', path: '/count', body: '["' + 'x'.repeat(2 * MiB) + '"]', status: 413, code: 'FST_NEXURE_ITEM_TOO_LARGE' },
   { name: 'an item refused by itemSchema (400)', path: '/typed', body: '["a"' + numbers + ']', status: 400, code: 'FST_NEXURE_INVALID_ITEM' },
-  { name: 'an unread rest too long to drain (200)', path: '/ignore', body: '[0' + numbers + ']', status: 200 }
+  { name: 'an unread rest too long to drain (200)', path: '/ignore', body: '[0' + numbers + ']', status: 200 },
+  { name: 'a streamed reply that reads the whole body (200)', path: '/lazy', body: '[0' + numbers + ']', status: 200, says: `"n":${MiB + 1}` }
 ]
 
 for (const c of cases) {
@@ -67,6 +78,7 @@ for (const c of cases) {
     const result = await sendAfterAnswer(port, { head, body: c.chunked === true ? chunked(pieces(c.body)) : pieces(c.body) }, charge)
     t.equal(result.first.status, c.status, 'the first answer arrives whole')
     if (c.code !== undefined) t.equal(JSON.parse(result.first.body).code, c.code)
+    if (c.says !== undefined) t.match(result.first.body, c.says, 'the handler read the whole body while answering')
     t.equal(result.first.headers.connection, 'close', 'it announces the end of the connection')
     t.ok(result.serverEnded, 'the server ends the connection after its answer')
     t.equal(result.error, null, 'no reset reached the client')

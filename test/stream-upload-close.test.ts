@@ -2,6 +2,7 @@ import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { watch } from 'node:fs'
 import type { AddressInfo, Socket } from 'node:net'
+import { Readable } from 'node:stream'
 import { streamBody, streamUpload } from '../lib/index.js'
 import { requestHead, sendAfterAnswer } from './helpers/after-answer.js'
 import { eventually, listTree, multipartBody, testTempDir, type HasTeardown } from './helpers/multipart.js'
@@ -36,6 +37,15 @@ async function server (t: HasTeardown): Promise<Server> {
     return { files: saved.files.map(file => file.size) }
   })
   app.post('/ignore', async () => ({ ignored: true }))
+  // The upload is read only once the streamed reply starts: onSend cannot know it will be.
+  app.post('/lazy', { config: { streamUpload: { maxFileSize: 10_000_000 } } }, async (request, reply) => {
+    async function * lines (): AsyncGenerator<string> {
+      let bytes = 0
+      for await (const file of request.uploads()) bytes += file.size
+      yield JSON.stringify({ bytes })
+    }
+    return reply.send(Readable.from(lines()))
+  })
   app.post('/count', async request => {
     let n = 0
     for await (const batch of request.batches()) n += batch.length
@@ -60,6 +70,7 @@ const malformed = '[1,2,oops' + ',0'.repeat(1024 * 1024) + ']'
 
 const cases = [
   { name: 'a file over maxFileSize (413)', head: uploadHead('/upload'), body: bigUpload.chunks, path: '/upload', status: 413, code: 'FST_NEXURE_FILE_TOO_LARGE', dirs: 1 },
+  { name: 'a streamed reply that reads the whole upload (200)', head: uploadHead('/lazy'), body: bigUpload.chunks, path: '/lazy', status: 200, code: undefined, dirs: 1, says: '"bytes":3000000' },
   { name: 'an upload the handler never reads (200)', head: uploadHead('/ignore'), body: bigUpload.chunks, path: '/ignore', status: 200, code: undefined, dirs: 0 },
   {
     name: 'malformed JSON streamed to streamBody (400)',
@@ -78,6 +89,7 @@ for (const c of cases) {
     const result = await sendAfterAnswer(port, { head: c.head, body: c.body() }, secondUpload())
     t.equal(result.first.status, c.status, 'the first answer arrives whole')
     if (c.code !== undefined) t.equal(JSON.parse(result.first.body).code, c.code)
+    if ('says' in c) t.match(result.first.body, c.says, 'the handler read the whole upload while answering')
     t.equal(result.first.headers.connection, 'close')
     t.ok(result.serverEnded, 'the server ends the connection after its answer')
     t.equal(result.error, null, 'no reset reached the client')

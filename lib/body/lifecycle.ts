@@ -1,6 +1,6 @@
 import type { FastifyRequest, onRequestAbortHookHandler, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
-import { announcesClose, closeAfterAnswer, isClosing } from '../stream/close-connection.js'
+import { announcesClose, closeAfterAnswer, isClosing, isStreamPayload } from '../stream/close-connection.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
@@ -31,9 +31,11 @@ export const planUnreadBody: onSendHookHandler = function (request, reply, paylo
   const state = bodyStateOf(request)
   // A streamed reply while the handler still reads the body is full duplex: the body will be
   // read as the reply is written, so the decision waits for onResponse.
-  const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
+  const streamed = isStreamPayload(payload)
+  const duplex = streamed && state?.consumedBy != null
   if (state !== undefined && hasUnreadBody(state) && !duplex && (mustClose(request, state) || announcesClose(reply))) {
-    closeAfterAnswer(request, reply)
+    // A streamed reply may still claim the body (batches() called inside the stream).
+    closeAfterAnswer(request, reply, streamed)
   }
   done(null, payload)
 }

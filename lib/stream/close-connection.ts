@@ -1,4 +1,4 @@
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 
 /**
@@ -28,6 +28,8 @@ const LINGER_MS = 2000
 
 /** Sockets whose last answer is announced; nothing more is parsed on them. */
 const closing = new WeakSet<Socket>()
+/** Sockets whose HTTP parser no longer sees what arrives. */
+const detached = new WeakSet<Socket>()
 /** Sockets in their lingering close (write side ended, reading and discarding). */
 const lingering = new WeakSet<Socket>()
 
@@ -41,25 +43,34 @@ export function announcesClose (reply: FastifyReply): boolean {
   return /^\s*close\s*$/i.test(String(reply.getHeader('connection') ?? ''))
 }
 
+/** True for a reply that is a stream (written while the handler may go on reading the body). */
+export function isStreamPayload (payload: unknown): boolean {
+  return payload !== null && typeof (payload as { pipe?: unknown } | undefined)?.pipe === 'function'
+}
+
 /**
  * Makes this answer the connection's last: announces `connection: close`, stops the HTTP
  * parser from seeing anything more, and closes with a linger once the answer is written.
  * Call it before the headers are sent (onSend).
+ *
+ * `stillReading`: the answer is a stream, and the handler may go on reading the body while it
+ * is written (it claims the body lazily, inside the stream). The parser then keeps feeding the
+ * body until the answer is out, and is taken off only then.
  */
-export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply): void {
+export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply, stillReading = false): void {
   reply.header('connection', 'close')
   // HTTP/1 only: an HTTP/2 socket carries every stream of its session, and is not ours to touch.
   if (request.raw.httpVersionMajor !== 1) return
   const socket = request.raw.socket
   if (socket === null || socket.destroyed || closing.has(socket)) return
   closing.add(socket)
-  if (!detachParser(socket)) {
+  if (!stillReading) {
     // Not wired as expected (not Node's HTTP/1 server): no linger, so Node destroys the
     // socket once the answer is written and nothing more can be read from it.
-    return
+    if (!detachParser(socket)) return
+    // Nothing is read until the answer is out; the client is held back by TCP flow control.
+    socket.pause()
   }
-  // Nothing is read until the answer is out; the client is held back by TCP flow control.
-  socket.pause()
   socket.destroySoon = lingeringClose
   // Node calls destroySoon() once an answer that announced the close is written; should a later
   // hook have taken the header off, the connection is closed all the same.
@@ -69,17 +80,24 @@ export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply):
 function discard (): void {}
 
 function detachParser (socket: Socket): boolean {
+  if (detached.has(socket)) return true
   const feeders = socket.listeners('data') as Array<(chunk: Buffer) => void>
   if (feeders.length === 0) return false
   // Adding a 'data' listener first takes the parser off the handle (see above).
   socket.on('data', discard)
   for (const feeder of feeders) socket.removeListener('data', feeder)
+  detached.add(socket)
   return true
 }
 
 function lingeringClose (this: Socket): void {
   if (lingering.has(this) || this.destroyed) return
   lingering.add(this)
+  if (!detachParser(this)) {
+    // Not wired as expected: close as Node would have, without a linger.
+    Socket.prototype.destroySoon.call(this)
+    return
+  }
   this.end()
   const timer = setTimeout(() => this.destroy(), LINGER_MS)
   timer.unref()

@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
-import { announcesClose, closeAfterAnswer } from '../stream/close-connection.js'
+import { announcesClose, closeAfterAnswer, isStreamPayload } from '../stream/close-connection.js'
 
 /**
  * Up to this many unread body bytes are read and discarded after an early answer so the
@@ -16,7 +16,7 @@ export const UPLOAD_DRAIN_LIMIT = 64 * 1024
  * the connection's last response, after which nothing that arrives on it is run
  * (see stream/close-connection.ts).
  */
-export function releaseUnreadBody (request: FastifyRequest, reply: FastifyReply, bytesReceived: number): void {
+export function releaseUnreadBody (request: FastifyRequest, reply: FastifyReply, bytesReceived: number, payload: unknown): void {
   const raw = request.raw
   if (raw.readableEnded || raw.destroyed) return
   const declared = request.headers['content-length'] === undefined ? NaN : Number(request.headers['content-length'])
@@ -26,5 +26,6 @@ export function releaseUnreadBody (request: FastifyRequest, reply: FastifyReply,
     raw.resume()
     return
   }
-  closeAfterAnswer(request, reply)
+  // A streamed reply may go on reading the upload while it is written.
+  closeAfterAnswer(request, reply, isStreamPayload(payload))
 }

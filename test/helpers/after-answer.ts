@@ -35,7 +35,7 @@ export function requestHead (method: string, path: string, headers: Record<strin
   return `${method} ${path} HTTP/1.1\r\nhost: x\r\n` + Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('')
 }
 
-/** Parses one HTTP/1.1 response with a Content-Length at the start of `text`; null while incomplete. */
+/** Parses one HTTP/1.1 response (Content-Length or chunked) at the start of `text`; null while incomplete. */
 export function parseResponse (text: string): { response: ParsedResponse, length: number } | null {
   const end = text.indexOf('\r\n\r\n')
   if (end === -1) return null
@@ -45,12 +45,18 @@ export function parseResponse (text: string): { response: ParsedResponse, length
     const colon = line.indexOf(':')
     headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim()
   }
+  const bodyStart = end + 4
+  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '')?.[1])
+  if (headers['transfer-encoding'] === 'chunked') {
+    // The body is left chunk-framed; the answer is whole once its last chunk has come.
+    const last = text.indexOf('\r\n0\r\n\r\n', bodyStart - 2)
+    if (last === -1) return null
+    return { response: { status, headers, body: text.slice(bodyStart, last + 7) }, length: last + 7 }
+  }
   const length = Number(headers['content-length'])
   if (!Number.isSafeInteger(length)) throw new Error(`response without content-length: ${statusLine ?? ''}`)
-  const bodyStart = end + 4
   // latin1 keeps one character per byte, so lengths are byte counts.
   if (text.length < bodyStart + length) return null
-  const status = Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine ?? '')?.[1])
   return { response: { status, headers, body: text.slice(bodyStart, bodyStart + length) }, length: bodyStart + length }
 }
 
