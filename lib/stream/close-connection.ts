@@ -12,7 +12,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
  *
  * - from the moment the close is announced, what arrives is discarded *below* Node's HTTP
  *   parser, so a request sent behind the body is never parsed and no handler runs for an answer
- *   nobody will write (a client that retries elsewhere would run it twice);
+ *   nobody will write (a client that retries elsewhere would run it twice). A streamed answer
+ *   may still read the body, so there the parser is taken off once the answer is written: a
+ *   request pipelined behind the body *while* such an answer streams is still parsed;
  * - once the answer is written, the write side is ended (the client reads the answer, then the
  *   end of the connection), the socket is read and discarded for up to LINGER_MS, then destroyed.
  *
