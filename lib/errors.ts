@@ -44,7 +44,10 @@ export const FST_NEXURE_UNSUPPORTED_ENCODING = createError<'FST_NEXURE_UNSUPPORT
 export const FST_NEXURE_INVALID_ENCODING = createError<'FST_NEXURE_INVALID_ENCODING', 400, [string, string]>(
   'FST_NEXURE_INVALID_ENCODING', 'Cannot decode %s body: %s', 400)
 
-/** A content type nexure cannot serve for the call made (batches() on a non-JSON body, uploads() on a non-multipart one). */
+/**
+ * The client's content type does not fit what the handler asked for: batches() on a body that
+ * is not JSON/NDJSON, batches({ path }) on NDJSON, uploads() on a body that is not multipart.
+ */
 export const FST_NEXURE_UNSUPPORTED_MEDIA_TYPE = createError<'FST_NEXURE_UNSUPPORTED_MEDIA_TYPE', 415, [string, string]>(
   'FST_NEXURE_UNSUPPORTED_MEDIA_TYPE', 'Unsupported media type "%s": expected %s', 415)
 
@@ -63,6 +66,13 @@ export const FST_NEXURE_TRANSFORM_FAILED = createError<'FST_NEXURE_TRANSFORM_FAI
 /** A plugin or route option is invalid; thrown at registration, never at a request. */
 export const FST_NEXURE_INVALID_OPTION = createError<'FST_NEXURE_INVALID_OPTION', 500, [string, string]>(
   'FST_NEXURE_INVALID_OPTION', 'Invalid nexure option %s: %s', 500)
+
+/**
+ * A route handler passed an invalid argument to a request method (`batches({ size: 0 })`, a
+ * malformed `path`), at request time: a bug in the application, not in the request.
+ */
+export const FST_NEXURE_INVALID_ARGUMENT = createError<'FST_NEXURE_INVALID_ARGUMENT', 500, [string, string]>(
+  'FST_NEXURE_INVALID_ARGUMENT', 'Invalid argument to %s in the route handler: %s (a mistake in the application, not in the request)', 500)
 
 /** An uploaded file is larger than `maxFileSize`. */
 export const FST_NEXURE_FILE_TOO_LARGE = createError<'FST_NEXURE_FILE_TOO_LARGE', 413, [string, number]>(

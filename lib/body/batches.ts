@@ -2,6 +2,7 @@ import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import {
   FST_NEXURE_BODY_CONSUMED,
+  FST_NEXURE_INVALID_ARGUMENT,
   FST_NEXURE_INVALID_ITEM,
   FST_NEXURE_PATH_NOT_ARRAY,
   FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
@@ -9,7 +10,7 @@ import {
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { parsePath, type PathSegment } from '../core/path.js'
-import { invalidOption, type BatchesOptions, type StreamStats } from '../options.js'
+import type { BatchesOptions, StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
 import type { PoisoningPolicy } from './parser.js'
@@ -146,22 +147,35 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
   }
 }
 
+/**
+ * The call's own arguments are the application's (a 500 if wrong, whatever the request); the
+ * body's content type is the client's choice (a 415 if it does not fit the call).
+ */
+function checkArguments (options: BatchesOptions): PathSegment[] {
+  if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 1)) {
+    throw new FST_NEXURE_INVALID_ARGUMENT('request.batches({ size })', `must be a positive integer, got ${String(options.size)}`)
+  }
+  try {
+    return parsePath(options.path)
+  } catch (error) {
+    throw new FST_NEXURE_INVALID_ARGUMENT('request.batches({ path })', (error as Error).message)
+  }
+}
+
 export function createBatches (policy: PoisoningPolicy) {
   return function batches<T = unknown> (this: FastifyRequest, options: BatchesOptions = {}): AsyncIterableIterator<T[]> {
+    const path = checkArguments(options)
     const state = claim(this, 'request.batches()', JSON_EXPECTED)
+    const received = this.headers['content-type'] ?? 'none'
     if (state.kind === 'raw') {
       state.consumedBy = null
-      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(this.headers['content-type'] ?? 'none', JSON_EXPECTED)
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, JSON_EXPECTED)
+    }
+    if (options.path !== undefined && state.kind === 'ndjson') {
+      state.consumedBy = null
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${options.path}" (this route calls batches({ path: '${options.path}' }); NDJSON has no paths)`)
     }
     const size = options.size ?? state.route.batchSize
-    if (!Number.isSafeInteger(size) || size < 1) throw invalidOption('batches({ size })', `must be a positive integer, got ${String(size)}`)
-    if (options.path !== undefined && state.kind === 'ndjson') throw invalidOption('batches({ path })', 'applies to JSON bodies, not NDJSON')
-    let path: PathSegment[]
-    try {
-      path = parsePath(options.path)
-    } catch (error) {
-      throw invalidOption('batches({ path })', (error as Error).message)
-    }
     const source = state.source
     if (source === null) return bufferedBatches<T>(this, state, size, path, options.path ?? '')
     return streamedBatches<T>(this, state, source, policy, size, options.path)

@@ -1,7 +1,7 @@
-import type { Socket } from 'node:net'
-import type { FastifyReply, FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
+import type { FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { afterResponseSent, endStream, http2StreamOf } from '../http/transport.js'
+import { announcesClose, closeAfterAnswer, isClosing, isStreamPayload } from '../stream/close-connection.js'
 import { kReply, kRouteOptions } from '../symbols.js'
 import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
 
@@ -44,7 +44,8 @@ export const rememberReply: preParsingHookHandler = function (request, reply, pa
  * a 400/413 ended it). Node will not dump a body that was piped and paused, so the next request
  * on that keep-alive connection would wait behind the unread bytes (fastify#4588,
  * multipart#630). A short rest is drained after the response; anything else closes the
- * connection, and the client is told so.
+ * connection, and the client is told so: from then on nothing that arrives on it is run
+ * (see stream/close-connection.ts).
  */
 export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
   const state = bodyStateOf(request)
@@ -53,79 +54,57 @@ export const planUnreadBody: onSendHookHandler = function (request, reply, paylo
     // HTTP/2: nothing to announce; this stream's rest is settled once the response is sent.
     // Fastify adds `connection: close` to every parser error, which HTTP/2 forbids.
     reply.removeHeader('connection')
-    if (state !== undefined && hasUnreadBody(state)) afterResponseSent(stream, () => release(request, true))
+    if (state !== undefined && hasUnreadBody(state)) afterResponseSent(stream, () => release(request))
     done(null, payload)
     return
   }
   // A streamed reply while the handler still reads the body is full duplex: the body will be
   // read as the reply is written, so the decision waits for onResponse.
-  const duplex = payload !== null && typeof (payload as { pipe?: unknown }).pipe === 'function' && state?.consumedBy != null
-  if (state !== undefined && hasUnreadBody(state) && !duplex && mustClose(state)) closeAfterAnswer(request, reply)
+  const streamed = isStreamPayload(payload)
+  const duplex = streamed && state?.consumedBy != null
+  if (state !== undefined && hasUnreadBody(state) && !duplex && (mustClose(request, state) || announcesClose(reply))) {
+    // A streamed reply may still claim the body (batches() called inside the stream).
+    closeAfterAnswer(request, reply, streamed)
+  }
   done(null, payload)
 }
 
-/** The answer is this connection's last: the client is told so, and may finish sending (lingerOnClose). */
-export function closeAfterAnswer (request: FastifyRequest, reply: FastifyReply): void {
-  reply.header('connection', 'close')
-  lingerOnClose(request)
-}
-
-function mustClose (state: BodyState): boolean {
-  const rest = state.contentLength === undefined ? Infinity : state.contentLength - state.reader!.bytesReceived
+function mustClose (request: FastifyRequest, state: BodyState): boolean {
+  const rest = request.raw.complete ? 0 : state.contentLength === undefined ? Infinity : state.contentLength - state.reader!.bytesReceived
+  // The whole body has arrived (`complete` may lag: a 400 can be sent from the microtasks that
+  // follow the body's last bytes, before the parser reports the message complete). The
+  // connection can serve the next request, as after Fastify's own parser.
+  if (rest === 0) return false
   return state.failed || rest > state.plugin.drainLimit
 }
 
-const LINGER_MS = 2000
-const lingering = new WeakSet<Socket>()
-
-/**
- * A lingering close, as web servers do it (nginx's lingering_close): after a response that
- * closes the connection while the client is still sending, Node would destroy the socket at
- * once, and the client's next write is answered with a reset that often reaches it before the
- * response does (undici reports EPIPE instead of the 413). So the write side is ended (the
- * client sees the response and the end of the connection), and what still arrives is read and
- * discarded for up to LINGER_MS before the socket is destroyed.
- */
-function lingerOnClose (request: FastifyRequest): void {
-  const socket = request.raw.socket
-  if (socket === null || socket.destroyed) return
-  lingering.add(socket)
-  // Node calls socket.destroySoon() once the last response on the connection is written.
-  socket.destroySoon = function lingeringClose (this: typeof socket): void {
-    this.end()
-    const timer = setTimeout(() => this.destroy(), LINGER_MS)
-    timer.unref()
-    this.once('close', () => clearTimeout(timer))
-    request.raw.resume()
-  }
-}
-
-function release (request: FastifyRequest, responded: boolean): void {
+/** After the response: stop reading, and drain a short rest or close, as the policy says. */
+function release (request: FastifyRequest): void {
   const state = bodyStateOf(request)
   if (state === undefined || !hasUnreadBody(state)) return
-  const announced = lingering.has(request.raw.socket)
+  const announced = isClosing(request.raw.socket)
   state.reader!.destroy()
   if (request.raw.destroyed) return
   const stream = http2StreamOf(request.raw)
   if (stream !== null) {
     // HTTP/2: the same policy, for this stream only (the socket is the whole session's).
-    if (mustClose(state)) endStream(request.raw)
+    if (mustClose(request, state)) endStream(request.raw)
     else request.raw.resume()
     return
   }
-  if (responded && !announced && mustClose(state)) {
+  if (!announced && mustClose(request, state)) {
     // The headers went out before the handler stopped reading (a full-duplex reply): the client
     // could not be told to close, and the rest is too long to drain. Closing is all that is left.
     request.raw.socket?.destroy()
     return
   }
-  // Read what is left and discard it: a short rest, so the connection can be reused; or what
-  // arrives while a closing connection lingers (see lingerOnClose).
+  // Read what is left and discard it: a short rest, so the connection can be reused; on a
+  // closing connection the bytes no longer reach the parser (see closeAfterAnswer).
   request.raw.resume()
 }
 
 /** onResponse: stop reading, free transforms and pooled buffers, drain a short rest. */
 export const releaseBody: onResponseHookHandler = function (request, reply, done) {
-  release(request, true)
+  release(request)
   done()
 }

@@ -108,7 +108,7 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
   // Keep-alive hygiene and cleanup.
   fastify.addHook('onSend', (request, reply, payload, done) => {
     const state = (request as UploadRequest)[kUploadState]
-    if (state !== null) releaseUnreadBody(request, reply, state.bytesReceived)
+    if (state !== null) releaseUnreadBody(request, reply, state.bytesReceived, payload)
     done(null, payload)
   })
   fastify.addHook('onResponse', async (request) => {
