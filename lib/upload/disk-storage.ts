@@ -1,0 +1,89 @@
+import { mkdtemp, readdir, rm, statfs } from 'node:fs/promises'
+import path from 'node:path'
+import type { FastifyRequest } from 'fastify'
+import type { BufferPool } from '../core/buffer-pool.js'
+import { FST_NEXURE_INSUFFICIENT_STORAGE, FST_NEXURE_UPLOAD_WRITE_FAILED } from '../errors.js'
+import { storedFileName } from './filename.js'
+import { PooledFileWriter } from './spill.js'
+import type { DiskStoredFile, StorageEngine, StorageSink, UploadFileInfo } from './storage.js'
+
+export interface DiskStorageOptions {
+  readonly tempDir: string
+  readonly pool: BufferPool | null
+  readonly minFreeSpace: number
+}
+
+/**
+ * The default engine: each request's files in a directory of its own, created with `mkdtemp`
+ * (mode 0700) under `tempDir` at the request's first file, never before; files under generated
+ * names (`upload-<n>`), never the client's. Files are scratch copies (`durable: false`): nexure
+ * has them removed after the request unless `keepFiles`.
+ */
+export class DiskStorage implements StorageEngine<DiskStoredFile> {
+  readonly durable = false
+  readonly #options: DiskStorageOptions
+  // Per request: its directory (a promise, so that concurrent opens share one mkdtemp).
+  readonly #directories = new WeakMap<FastifyRequest, Promise<string>>()
+
+  constructor (options: DiskStorageOptions) {
+    this.#options = options
+  }
+
+  async open (file: UploadFileInfo, request: FastifyRequest): Promise<StorageSink<DiskStoredFile>> {
+    await this.#checkFreeSpace(file)
+    const directory = await this.#directory(request)
+    const writer = new PooledFileWriter(path.join(directory, storedFileName(file.index)), this.#options.pool)
+    return {
+      writable: writer,
+      // The writer's _final waits for the descriptor to close: finished means on disk, closed.
+      commit: async () => ({ path: writer.path }),
+      abort: async () => {
+        writer.destroy()
+        await writer.fileClosed
+        // Deleted now, not at the end of the request: a file over a limit must not linger.
+        await rm(writer.path, { force: true })
+      }
+    }
+  }
+
+  async remove (files: readonly DiskStoredFile[], request: FastifyRequest): Promise<void> {
+    const directory = await this.#directories.get(request)?.catch(() => null)
+    this.#directories.delete(request)
+    if (directory == null) return
+    const inside = files.filter(file => path.dirname(file.path) === directory)
+    const kept = await this.#countOthers(directory, inside)
+    if (kept === 0) await rm(directory, { recursive: true, force: true })
+    else await Promise.all(inside.map(file => rm(file.path, { force: true })))
+  }
+
+  // Files in the directory that nexure did not ask to remove: those kept for the application.
+  async #countOthers (directory: string, removing: readonly DiskStoredFile[]): Promise<number> {
+    const names = new Set(removing.map(file => path.basename(file.path)))
+    const entries = await readdir(directory).catch(() => [] as string[])
+    return entries.filter(name => !names.has(name)).length
+  }
+
+  #directory (request: FastifyRequest): Promise<string> {
+    let directory = this.#directories.get(request)
+    if (directory === undefined) {
+      directory = mkdtemp(path.join(this.#options.tempDir, 'nexure-')).catch((err: NodeJS.ErrnoException) => {
+        throw new FST_NEXURE_UPLOAD_WRITE_FAILED(`cannot create the request's upload directory (${err.code ?? err.message})`)
+      })
+      this.#directories.set(request, directory)
+    }
+    return directory
+  }
+
+  // statfs reports what an unprivileged process may still use (bavail); checked before each file.
+  async #checkFreeSpace (file: UploadFileInfo): Promise<void> {
+    const { minFreeSpace, tempDir } = this.#options
+    if (minFreeSpace === 0) return
+    const fs = await statfs(tempDir).catch((err: NodeJS.ErrnoException) => {
+      throw new FST_NEXURE_UPLOAD_WRITE_FAILED(`cannot read the free space of "${tempDir}" (${err.code ?? err.message})`)
+    })
+    const free = fs.bavail * fs.bsize
+    if (free < minFreeSpace) {
+      throw new FST_NEXURE_INSUFFICIENT_STORAGE(`file ${file.index} "${file.filename}"`, tempDir, free, minFreeSpace)
+    }
+  }
+}
