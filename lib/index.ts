@@ -12,6 +12,8 @@ export type {
   FileFilter
 } from './upload/options.js'
 export type { StorageEngine, StorageSink, UploadFileInfo, DiskStoredFile } from './upload/storage.js'
+export { s3Storage } from './upload/s3-storage.js'
+export type { S3StorageOptions, S3StoredFile, S3ClientLike } from './upload/s3-storage.js'
 export { BufferPool } from './core/buffer-pool.js'
 export type { BufferPoolOptions, BufferPoolStats } from './core/buffer-pool.js'
 export type { PressureBounds } from './stream/pressure.js'

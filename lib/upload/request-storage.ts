@@ -125,7 +125,7 @@ export class RequestStorage {
   }
 
   async #abortSink (sink: StorageSink, reason: Error): Promise<void> {
-    sink.writable.destroy()
+    sink.writable.destroy(reason)
     try {
       await sink.abort(reason)
     } catch (err) {
