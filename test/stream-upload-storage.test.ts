@@ -189,3 +189,34 @@ t.test('request.uploadStats is live while the body arrives', async t => {
   t.ok(await eventually(async () => response.includes('ok')))
   t.same(final, { bytesReceived: body.length, files: 2, currentFile: null })
 })
+
+t.test('keepFiles with a durable engine: files the handler received survive a failed request, partial ones do not', async t => {
+  const memory = memoryStorage()
+  const server = Fastify()
+  t.teardown(() => server.close())
+  await server.register(streamUpload, { storage: memory.engine, keepFiles: true, maxFileSize: 1000 })
+  server.post('/upload', async request => {
+    for await (const file of request.uploads()) void file
+    return 'not reached'
+  })
+  const res = await inject(server, [{ name: 'a', filename: 'a', content: 'kept' }, { name: 'b', filename: 'b', content: { size: 5000 } }])
+  t.equal(res.statusCode, 413)
+  t.same([...memory.objects.keys()], ['1-a'], 'the received file is the application\'s')
+  t.equal(memory.writing.size, 0, 'the partial one was aborted')
+})
+
+t.test('a route can choose its own storage; the plugin\'s disk stays the default elsewhere', async t => {
+  const tempDir = await testTempDir(t, 'nexure-upload-route-storage-')
+  const memory = memoryStorage()
+  const server = Fastify()
+  t.teardown(() => server.close())
+  await server.register(streamUpload, { tempDir })
+  server.post('/memory', { config: { streamUpload: { storage: memory.engine } } }, async request => (await request.saveUploads<Record<string, unknown>>()).files)
+  server.post('/disk', async request => (await request.saveUploads()).files.map(f => f.path.startsWith(tempDir)))
+  t.throws(() => server.post('/bad', { config: { streamUpload: { storage: memory.engine, minFreeSpace: 1 } } }, async () => 'x'), { code: 'FST_NEXURE_INVALID_OPTION', message: /config\.streamUpload\.minFreeSpace of POST \/bad: applies to storage 'disk' only/ })
+  const body = multipartBody([{ name: 'f', filename: 'f', content: 'x' }])
+  const send = (url: string) => server.inject({ method: 'POST', url, headers: { 'content-type': body.contentType }, payload: body.toBuffer() })
+  t.match((await send('/memory')).json(), [{ id: '1-f', size: 1 }])
+  t.same([...memory.objects.keys()], ['1-f'])
+  t.same((await send('/disk')).json(), [true])
+})
