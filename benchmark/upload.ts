@@ -35,6 +35,7 @@ const WARMUP_BYTES = 1024 * 1024
 // Cleanup runs after the response is sent (or after the connection closed, for an aborted
 // upload); give it this long before looking.
 const SETTLE_MS = 500
+const S3_SETTLE_MS = 10_000
 
 interface LeftOnDisk {
   files: number
@@ -159,6 +160,16 @@ async function uploadOnce (approach: UploadApproach, size: number, settings: Upl
     const found = await s3Contents(s3!)
     return { files: found.pending + (aborted ? found.objects : 0), bytes: aborted ? found.bytes : 0 }
   }
+  // Undoing an S3 upload waits for the parts in flight (seconds on a busy machine): give it up
+  // to S3_SETTLE_MS before counting what is left.
+  const settledInS3 = async (aborted: boolean): Promise<{ files: number, bytes: number }> => {
+    const deadline = Date.now() + S3_SETTLE_MS
+    for (;;) {
+      const left = await leftInS3(aborted)
+      if (left.files === 0 || Date.now() > deadline) return left
+      await new Promise(resolve => setTimeout(resolve, 100))
+    }
+  }
   try {
     return await measureInFreshServer({
       script: 'upload-server.js',
@@ -173,7 +184,7 @@ async function uploadOnce (approach: UploadApproach, size: number, settings: Upl
       after: async () => {
         clearInterval(watcher)
         await new Promise(resolve => setTimeout(resolve, SETTLE_MS))
-        const left = s3 === null ? await filesUnder(tempDir) : await leftInS3(abortAfterBytes !== undefined)
+        const left = s3 === null ? await filesUnder(tempDir) : await settledInS3(abortAfterBytes !== undefined)
         return { ...left, seenDuringRequest: seen }
       }
     })
@@ -278,7 +289,8 @@ async function main (): Promise<number> {
   writeFileSync(jsonPath, JSON.stringify(report, null, 2) + '\n')
   writeFileSync(path.join(outDir, `bench-upload-${stamp}.md`), `${table}\n${describeMachine(host)}, ${date}\n\`${command}\`\n`)
   process.stdout.write(`\n${table}\nFiles left: files in the run's temp dir ${SETTLE_MS} ms after the response (the most of any run), or after the client` +
-    ` went away halfway through the file (one run). For S3: pending multipart uploads, and after the aborted upload any object too.\n`)
+    ` went away halfway through the file (one run). For S3: pending multipart uploads, and after the aborted upload any object too,` +
+    ` counted once none is left or after ${S3_SETTLE_MS / 1000} s.\n`)
   process.stdout.write(`${describeMachine(host)}; ${date}; ${(report.durationMs / 1000).toFixed(0)} s\nresults: ${jsonPath}\n`)
   return failed ? 1 : 0
 }
