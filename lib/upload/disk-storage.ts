@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, statfs } from 'node:fs/promises'
+import { mkdtemp, rm, statfs } from 'node:fs/promises'
 import path from 'node:path'
 import type { FastifyRequest } from 'fastify'
 import type { BufferPool } from '../core/buffer-pool.js'
@@ -22,8 +22,10 @@ export interface DiskStorageOptions {
 export class DiskStorage implements StorageEngine<DiskStoredFile> {
   readonly durable = false
   readonly #options: DiskStorageOptions
-  // Per request: its directory (a promise, so that concurrent opens share one mkdtemp).
+  // Per request: its directory (a promise, so that concurrent opens share one mkdtemp), and
+  // the files committed in it.
   readonly #directories = new WeakMap<FastifyRequest, Promise<string>>()
+  readonly #committed = new WeakMap<FastifyRequest, Set<string>>()
 
   constructor (options: DiskStorageOptions) {
     this.#options = options
@@ -36,7 +38,12 @@ export class DiskStorage implements StorageEngine<DiskStoredFile> {
     return {
       writable: writer,
       // The writer's _final waits for the descriptor to close: finished means on disk, closed.
-      commit: async () => ({ path: writer.path }),
+      commit: async () => {
+        let committed = this.#committed.get(request)
+        if (committed === undefined) this.#committed.set(request, committed = new Set())
+        committed.add(writer.path)
+        return { path: writer.path }
+      },
       abort: async () => {
         writer.destroy()
         await writer.fileClosed
@@ -46,21 +53,17 @@ export class DiskStorage implements StorageEngine<DiskStoredFile> {
     }
   }
 
+  // Called once, after every sink of the request settled: partial files are gone already. The
+  // directory goes as a whole unless it holds a committed file nexure keeps (keepFiles).
   async remove (files: readonly DiskStoredFile[], request: FastifyRequest): Promise<void> {
     const directory = await this.#directories.get(request)?.catch(() => null)
+    const committed = this.#committed.get(request) ?? new Set<string>()
     this.#directories.delete(request)
+    this.#committed.delete(request)
     if (directory == null) return
-    const inside = files.filter(file => path.dirname(file.path) === directory)
-    const kept = await this.#countOthers(directory, inside)
-    if (kept === 0) await rm(directory, { recursive: true, force: true })
-    else await Promise.all(inside.map(file => rm(file.path, { force: true })))
-  }
-
-  // Files in the directory that nexure did not ask to remove: those kept for the application.
-  async #countOthers (directory: string, removing: readonly DiskStoredFile[]): Promise<number> {
-    const names = new Set(removing.map(file => path.basename(file.path)))
-    const entries = await readdir(directory).catch(() => [] as string[])
-    return entries.filter(name => !names.has(name)).length
+    for (const file of files) committed.delete(file.path)
+    if (committed.size === 0) await rm(directory, { recursive: true, force: true })
+    else await Promise.all(files.map(file => rm(file.path, { force: true })))
   }
 
   #directory (request: FastifyRequest): Promise<string> {

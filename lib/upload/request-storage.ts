@@ -44,21 +44,24 @@ export class RequestStorage {
   }
 
   /** Opens a sink for a new file; it is tracked until `commit()` or `abort()` here. */
-  async open (file: UploadFileInfo): Promise<StorageSink> {
+  open (file: UploadFileInfo): Promise<StorageSink> {
     this.#assertOpen()
     this.#opened = true
-    const opening = this.#engine.open(file, this.#request)
-    this.#opening.add(opening)
-    let sink: StorageSink
-    try {
-      sink = await opening
-    } finally {
-      this.#opening.delete(opening)
-    }
+    // dispose() waits for the whole of it, the abort of a sink that arrives too late included,
+    // before engine.remove() runs: nothing may be created while the engine cleans up.
+    const task = this.#openSink(file)
+    const settled = task.then(() => {}, () => {})
+    this.#opening.add(settled)
+    void settled.then(() => this.#opening.delete(settled))
+    return task
+  }
+
+  async #openSink (file: UploadFileInfo): Promise<StorageSink> {
+    const sink = await this.#engine.open(file, this.#request)
     if (this.#disposal !== null) {
       // The request ended while the engine was opening: undo at once.
       const reason = new FST_NEXURE_ABORTED(`the request ended (${this.#disposeReason}) before its upload was stored`)
-      await sink.abort(reason)
+      await this.#abortSink(sink, reason)
       throw reason
     }
     this.#open.add(sink)
@@ -115,7 +118,7 @@ export class RequestStorage {
     this.#open.clear()
     await Promise.all([
       ...open.map(sink => this.#abortSink(sink, reason)),
-      // An open() in flight sees the disposal when it resolves and aborts its own sink.
+      // An open() in flight sees the disposal when the engine answers and aborts its own sink.
       ...[...this.#opening].map(opening => opening.catch(() => {}))
     ])
     if (!this.#opened) return
@@ -125,7 +128,8 @@ export class RequestStorage {
   }
 
   async #abortSink (sink: StorageSink, reason: Error): Promise<void> {
-    sink.writable.destroy(reason)
+    // Without an error: a writable never piped (a transform factory threw) has no listener for one.
+    sink.writable.destroy()
     try {
       await sink.abort(reason)
     } catch (err) {
