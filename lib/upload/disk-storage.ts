@@ -45,6 +45,8 @@ export class DiskStorage implements StorageEngine<DiskStoredFile> {
         return { path: writer.path }
       },
       abort: async () => {
+        // Also after commit(): the request may end while nexure records the commit.
+        this.#committed.get(request)?.delete(writer.path)
         writer.destroy()
         await writer.fileClosed
         // Deleted now, not at the end of the request: a file over a limit must not linger.

@@ -70,6 +70,8 @@ export class RequestStorage {
 
   /** The sink's writable finished: commits it. On failure the sink is aborted and the error thrown. */
   async commit (sink: StorageSink): Promise<{ stored: object, handOver: () => void }> {
+    // dispose() may have aborted it as its last bytes were written: never commit after abort.
+    if (!this.#open.has(sink)) throw new FST_NEXURE_ABORTED(`the request ended (${this.#disposeReason}) before its upload was stored`)
     let stored: object
     try {
       stored = await sink.commit()
