@@ -76,7 +76,7 @@ export interface StreamUploadOptions {
    * engine such as `s3Storage({ client, bucket })`, or one of your own (see `StorageEngine`).
    * @default 'disk'
    */
-  storage?: 'disk' | StorageEngine<any>
+  storage?: 'disk' | StorageEngine
   /**
    * The most bytes all files of one request may have together, as sent by the client.
    * Crossing it is a 413 `FST_NEXURE_TOTAL_TOO_LARGE` at once; every file of the request is removed.
@@ -117,7 +117,7 @@ export interface StreamUploadRouteOptions {
   /** Transform factories for this route's files; they replace the plugin's. */
   transforms?: TransformFactory[]
   /** @see StreamUploadOptions.storage */
-  storage?: 'disk' | StorageEngine<any>
+  storage?: 'disk' | StorageEngine
   /** @see StreamUploadOptions.maxTotalSize */
   maxTotalSize?: number
   /** @see StreamUploadOptions.fileFilter */
