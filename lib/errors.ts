@@ -101,3 +101,15 @@ export const FST_NEXURE_UPLOAD_WRITE_FAILED = createError<'FST_NEXURE_UPLOAD_WRI
 /** The body took longer than `bodyTimeout`, or the client stayed silent mid-body longer than `idleTimeout`. */
 export const FST_NEXURE_BODY_TIMEOUT = createError<'FST_NEXURE_BODY_TIMEOUT', 408, [string]>(
   'FST_NEXURE_BODY_TIMEOUT', 'Request body timed out: %s', 408)
+
+/** The files of one request total more than `maxTotalSize`. */
+export const FST_NEXURE_TOTAL_TOO_LARGE = createError<'FST_NEXURE_TOTAL_TOO_LARGE', 413, [string, number]>(
+  'FST_NEXURE_TOTAL_TOO_LARGE', 'The files of this request exceed maxTotalSize: %s crossed the limit of %s bytes', 413)
+
+/** `fileFilter` refused a file, judged by its first bytes. */
+export const FST_NEXURE_FILE_TYPE_REFUSED = createError<'FST_NEXURE_FILE_TYPE_REFUSED', 415, [string, string]>(
+  'FST_NEXURE_FILE_TYPE_REFUSED', 'File %s was refused by fileFilter: %s', 415)
+
+/** The disk under `tempDir` has less free space than `minFreeSpace`. */
+export const FST_NEXURE_INSUFFICIENT_STORAGE = createError<'FST_NEXURE_INSUFFICIENT_STORAGE', 507, [string, string, number, number]>(
+  'FST_NEXURE_INSUFFICIENT_STORAGE', 'Not enough free space to store %s: "%s" has %s bytes free, minFreeSpace is %s', 507)

@@ -157,7 +157,7 @@ t.test('the compiled upload bench leaves no files behind and checks every byte',
     cells: Array<{ approach: string, failure: string | null, leftOnDisk: { files: number } | null, leftAfterAbort: { files: number } | null }>
   }
   t.equal(report.ok, true)
-  t.same(report.cells.map(c => c.approach).sort(), ['nexure', 'save-request-files', 'to-buffer'])
+  t.same(report.cells.map(c => c.approach).sort(), ['nexure', 'nexure-s3', 'save-request-files', 'to-buffer'])
   for (const cell of report.cells) {
     t.equal(cell.failure, null, `${cell.approach}: no failure`)
     t.equal(cell.leftOnDisk?.files, 0, `${cell.approach}: nothing left on disk after the response`)

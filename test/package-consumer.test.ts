@@ -202,7 +202,7 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
       for (const [, name] of body!.matchAll(/^ {8}(?:readonly )?(\w+)[<(?:]/gm)) decorations.push(name!)
     }
   }
-  t.same(decorations.sort(), ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploads'], 'the request decorations')
+  t.same(decorations.sort(), ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploadStats', 'uploads'], 'the request decorations')
   for (const name of decorations) t.match(source, new RegExp(`request\\.${name}\\b`), `the consumer uses request.${name}`)
 
   const uploads = path.join(project, 'uploads')
@@ -250,8 +250,17 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
   t.equal(uploaded.statusCode, 200)
   t.same(await uploaded.body.json(), {
     files: [{ fieldname: 'photo', filename: 'photo.jpg', size: photo.length, hash: createHash('sha256').update(photo).digest('hex'), onDisk: photo.length }],
-    fields: { title: 'Holidays' }
+    fields: { title: 'Holidays' },
+    received: true
   })
+  // The consumer's own storage engine, and its fileFilter refusing an executable by its bytes.
+  const memoryForm = multipartBody([{ name: 'doc', filename: 'doc.txt', content: 'in memory' }])
+  const inMemory = await request(`${server.url}/memory`, { method: 'POST', headers: { 'content-type': memoryForm.contentType }, body: memoryForm.toBuffer() })
+  t.same(await inMemory.body.json(), { files: [{ memoryKey: '1-doc.txt', size: 9, kept: 9 }] })
+  const elfForm = multipartBody([{ name: 'bin', filename: 'photo.jpg', contentType: 'image/jpeg', content: Buffer.concat([Buffer.from([0x7f, 0x45, 0x4c, 0x46]), randomBytes(100)]) }])
+  const elf = await request(`${server.url}/upload`, { method: 'POST', headers: { 'content-type': elfForm.contentType }, body: elfForm.toBuffer() })
+  t.equal(elf.statusCode, 415)
+  t.equal((await elf.body.json() as { code: string }).code, 'FST_NEXURE_FILE_TYPE_REFUSED')
   const saveForm = multipartBody([{ name: 'a', filename: 'a.txt', content: 'hello' }, { name: 'note', value: 'x' }])
   const saved = await request(`${server.url}/save`, { method: 'POST', headers: { 'content-type': saveForm.contentType }, body: saveForm.toBuffer() })
   t.same(await saved.body.json(), { files: [{ filename: 'a.txt', size: 5, hash: createHash('sha256').update('hello').digest('hex') }], fields: { note: 'x' } })

@@ -10,8 +10,10 @@ import {
   type StreamUploadOptions,
   type StreamUploadRouteOptions,
   type UploadedFile,
-  type UploadFields
+  type UploadFields,
+  type UploadStats
 } from '../upload/options.js'
+import type { DiskStoredFile } from '../upload/storage.js'
 import { claimBody, iterateUploads, saveAll, UploadState } from '../upload/request-uploads.js'
 import { releaseUnreadBody } from '../upload/unread-body.js'
 import { continueOnFirstRead } from '../http/expect-continue.js'
@@ -19,15 +21,21 @@ import { continueOnFirstRead } from '../http/expect-continue.js'
 declare module 'fastify' {
   interface FastifyRequest {
     /**
-     * Iterates the request's files, each one yielded once it is completely on disk (in the
-     * request's own temp directory, removed after the response unless `keepFiles`). Text fields
-     * fill `request.uploadFields` as they arrive. Call at most once per request.
+     * Iterates the request's files, each one yielded once it is completely stored (with disk
+     * storage, in the request's own temp directory, removed after the response unless
+     * `keepFiles`). Text fields fill `request.uploadFields` as they arrive. Call at most once
+     * per request. With another storage, name what it stores: `uploads<S3StoredFile>()`.
      */
-    uploads(): AsyncIterableIterator<UploadedFile>
+    uploads<Stored extends object = DiskStoredFile>(): AsyncIterableIterator<UploadedFile<Stored>>
     /** Text fields received so far by `uploads()` / `saveUploads()`. */
     readonly uploadFields: UploadFields
-    /** Consumes the whole body: every file on disk, every field; at most once per request. */
-    saveUploads(): Promise<SavedUploads>
+    /** Consumes the whole body: every file stored, every field; at most once per request. */
+    saveUploads<Stored extends object = DiskStoredFile>(): Promise<SavedUploads<Stored>>
+    /**
+     * Live progress of this request's upload: bytes received, files stored, the file being
+     * received. A fresh snapshot at every read; zeros for a request that is not multipart.
+     */
+    readonly uploadStats: UploadStats
   }
   interface FastifyContextConfig {
     /** Per-route upload options, validated when the route is registered. */
@@ -42,6 +50,7 @@ type UploadRouteConfig = Record<string | symbol, unknown> & { [kUploadRouteOptio
 
 const MULTIPART_FORM_DATA = /^\s*multipart\/form-data\b/i
 const NO_FIELDS: UploadFields = Object.freeze(Object.create(null) as UploadFields)
+const NO_STATS: UploadStats = Object.freeze({ bytesReceived: 0, files: 0, currentFile: null })
 
 const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptions) => {
   const options = await normaliseUploadOptions(rawOptions)
@@ -71,19 +80,20 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
     const config = request.routeOptions.config as unknown as UploadRouteConfig
     const state = new UploadState(request, reply, config[kUploadRouteOptions] ?? options)
     request[kUploadState] = state
-    // onResponse is skipped when the connection drops: these make cleanup unconditional.
+    // onResponse is skipped when the connection drops: these make cleanup unconditional. A
+    // request whose response never went out has failed: what it stored is removed too.
     request.raw.once('close', () => {
-      if (!request.raw.complete) void state.dir.dispose('the client closed the connection mid-body')
+      if (!request.raw.complete) void state.storage.dispose('the client closed the connection mid-body', true)
     })
     reply.raw.once('close', () => {
-      if (!reply.raw.writableFinished) void state.dir.dispose('the connection closed before the response was sent')
+      if (!reply.raw.writableFinished) void state.storage.dispose('the connection closed before the response was sent', true)
     })
   }
 
   // The public API.
   fastify.decorateRequest('uploads', function (this: FastifyRequest) {
     const state = claimBody(this, (this as UploadRequest)[kUploadState], 'uploads()')
-    return iterateUploads(this, state)
+    return iterateUploads(this, state) as AsyncIterableIterator<UploadedFile<any>>
   })
   fastify.decorateRequest('saveUploads', function (this: FastifyRequest) {
     const state = (this as UploadRequest)[kUploadState]
@@ -91,7 +101,7 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
     try {
       const claimed = claimBody(this, state, 'saveUploads()')
       claimed.saved = saveAll(this, claimed)
-      return claimed.saved
+      return claimed.saved as Promise<SavedUploads<any>>
     } catch (err) {
       return Promise.reject(err)
     }
@@ -99,6 +109,11 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
   fastify.decorateRequest('uploadFields', {
     getter (this: FastifyRequest) {
       return (this as UploadRequest)[kUploadState]?.fields ?? NO_FIELDS
+    }
+  })
+  fastify.decorateRequest('uploadStats', {
+    getter (this: FastifyRequest) {
+      return (this as UploadRequest)[kUploadState]?.stats() ?? NO_STATS
     }
   })
 
@@ -111,13 +126,14 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
     if (state !== null) releaseUnreadBody(request, reply, state.bytesReceived, payload)
     done(null, payload)
   })
-  fastify.addHook('onResponse', async (request) => {
-    await (request as UploadRequest)[kUploadState]?.dir.dispose('the response was sent')
+  // All or nothing: an error answer removes what the request stored, as a failed upload does.
+  fastify.addHook('onResponse', async (request, reply) => {
+    await (request as UploadRequest)[kUploadState]?.storage.dispose('the response was sent', reply.statusCode >= 400)
   })
   fastify.addHook('onRequestAbort', async (request) => {
-    await (request as UploadRequest)[kUploadState]?.dir.dispose('the client aborted the request')
+    await (request as UploadRequest)[kUploadState]?.storage.dispose('the client aborted the request', true)
   })
 }
 
 export const streamUpload = fp(plugin, { fastify: '5.x', name: 'nexure-stream-upload' })
-export type { StreamUploadOptions, StreamUploadRouteOptions, UploadedFile, UploadFields, SavedUploads }
+export type { StreamUploadOptions, StreamUploadRouteOptions, UploadedFile, UploadFields, SavedUploads, UploadStats }

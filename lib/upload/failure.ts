@@ -17,7 +17,7 @@ export interface FailureContext {
   /** `file 2 "cat.png"`, or null between files. */
   readonly file: string | null
   /** Which stage of the file's pipeline failed first, if it was one of ours to tell. */
-  readonly stage: 'transform' | 'write' | null
+  readonly stage: 'filter' | 'transform' | 'write' | null
   readonly bytesReceived: number
   readonly aborted: boolean
 }
@@ -39,6 +39,8 @@ export function toUploadError (err: unknown, context: FailureContext): Error {
     case 'FST_PROTO_VIOLATION': return new FST_NEXURE_INVALID_MULTIPART(`a field is named after an Object.prototype property such as "__proto__" (${where})`)
     case 'FST_INVALID_JSON_FIELD_ERROR': return new FST_NEXURE_INVALID_MULTIPART(`a field declared application/json is not valid JSON (${where})`)
   }
+  // fileFilter's own error is the application's answer: passed on as it is.
+  if (context.stage === 'filter') return error
   if (context.stage === 'write') {
     return new FST_NEXURE_UPLOAD_WRITE_FAILED(`writing ${context.file ?? 'a file'} failed (${error.code ?? error.message})`)
   }

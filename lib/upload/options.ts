@@ -3,9 +3,19 @@ import { stat } from 'node:fs/promises'
 import { createHash, getHashes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import type { FastifyRequest } from 'fastify'
 import type { TransformFactory } from '../options.js'
 import { BufferPool } from '../core/buffer-pool.js'
 import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
+import { DiskStorage } from './disk-storage.js'
+import type { DiskStoredFile, StorageEngine, UploadFileInfo } from './storage.js'
+
+/**
+ * Decides from a file's first bytes (up to 4 KiB; fewer when the file is shorter) whether to
+ * store it, before anything is stored. `false` refuses it with a 415 `FST_NEXURE_FILE_TYPE_REFUSED`.
+ * A thrown error fails the request with that error.
+ */
+export type FileFilter = (file: UploadFileInfo, head: Buffer, request: FastifyRequest) => boolean | Promise<boolean>
 
 /** Options of `streamUpload`, given at registration. */
 export interface StreamUploadOptions {
@@ -61,6 +71,31 @@ export interface StreamUploadOptions {
    * @default a new BufferPool({ slabSize: 65536, maxPooled: 16 })
    */
   pool?: BufferPool | false
+  /**
+   * Where files go: `'disk'` (per-request temp directories under `tempDir`) or a storage
+   * engine such as `s3Storage({ client, bucket })`, or one of your own (see `StorageEngine`).
+   * @default 'disk'
+   */
+  storage?: 'disk' | StorageEngine
+  /**
+   * The most bytes all files of one request may have together, as sent by the client.
+   * Crossing it is a 413 `FST_NEXURE_TOTAL_TOO_LARGE` at once; every file of the request is removed.
+   * @default Infinity (bounded by maxFiles × maxFileSize)
+   */
+  maxTotalSize?: number
+  /**
+   * Called with each file's first bytes (up to 4 KiB) before anything is stored, to check its
+   * type by its magic bytes rather than the client's mimetype. Returning `false` refuses the
+   * request with a 415 `FST_NEXURE_FILE_TYPE_REFUSED`.
+   * @default null (every file is stored)
+   */
+  fileFilter?: FileFilter | null
+  /**
+   * Disk storage only: the fewest bytes that must stay free on `tempDir`'s file system
+   * (`fs.statfs`, checked before each file). Less is a 507 `FST_NEXURE_INSUFFICIENT_STORAGE`.
+   * @default 0 (no check)
+   */
+  minFreeSpace?: number
 }
 
 /** Options a route may set in `config.streamUpload`; each one overrides the plugin's. */
@@ -81,10 +116,18 @@ export interface StreamUploadRouteOptions {
   hash?: false | string
   /** Transform factories for this route's files; they replace the plugin's. */
   transforms?: TransformFactory[]
+  /** @see StreamUploadOptions.storage */
+  storage?: 'disk' | StorageEngine
+  /** @see StreamUploadOptions.maxTotalSize */
+  maxTotalSize?: number
+  /** @see StreamUploadOptions.fileFilter */
+  fileFilter?: FileFilter | null
+  /** @see StreamUploadOptions.minFreeSpace */
+  minFreeSpace?: number
 }
 
-/** One file, completely on disk. */
-export interface UploadedFile {
+/** What every stored file carries, whatever the storage. */
+export interface UploadedFileBase {
   /** The form field name the file came in. */
   fieldname: string
   /**
@@ -96,20 +139,34 @@ export interface UploadedFile {
   mimetype: string
   /** The part's Content-Transfer-Encoding (`7bit` when absent). */
   encoding: string
-  /** Where the file is, under a generated name inside the request's own directory. */
-  path: string
   /** Bytes the client sent for this file. */
   size: number
   /** Hex digest of the bytes the client sent (with the `hash` option), else `null`. */
   hash: string | null
 }
 
+/**
+ * One file, completely stored, with what the storage engine says about where it is: `path` for
+ * disk (the default), `key`, `bucket` and `etag` for `s3Storage` (`UploadedFile<S3StoredFile>`).
+ */
+export type UploadedFile<Stored extends object = DiskStoredFile> = UploadedFileBase & Stored
+
+/** Live progress of a multipart request: `request.uploadStats`. */
+export interface UploadStats {
+  /** Bytes of the request body received so far. */
+  readonly bytesReceived: number
+  /** Files completely stored so far. */
+  readonly files: number
+  /** The file being received now, or `null` between files. */
+  readonly currentFile: { readonly fieldname: string, readonly filename: string, readonly index: number, readonly bytes: number } | null
+}
+
 /** Text fields by name; a name sent more than once maps to an array, in arrival order. */
 export type UploadFields = Record<string, string | string[]>
 
 /** What `request.saveUploads()` returns. */
-export interface SavedUploads {
-  files: UploadedFile[]
+export interface SavedUploads<Stored extends object = DiskStoredFile> {
+  files: Array<UploadedFile<Stored>>
   fields: UploadFields
 }
 
@@ -119,7 +176,9 @@ export const STREAM_UPLOAD_DEFAULTS = Object.freeze({
   maxFields: 1000,
   maxFieldSize: 1024 * 1024,
   keepFiles: false,
-  hash: false as const
+  hash: false as const,
+  maxTotalSize: Infinity,
+  minFreeSpace: 0
 })
 
 /** Options normalised: every field present, frozen. Plugin and route options resolve to this. */
@@ -133,15 +192,21 @@ export interface ResolvedUploadOptions {
   readonly hash: string | false
   readonly transforms: readonly TransformFactory[]
   readonly pool: BufferPool | null
+  readonly maxTotalSize: number
+  readonly fileFilter: FileFilter | null
+  readonly minFreeSpace: number
+  /** `'disk'` or the engine given; `storage` is what it resolves to. */
+  readonly storageOption: 'disk' | StorageEngine
+  readonly storage: StorageEngine
 }
 
-const OPTION_NAMES = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool'])
+const OPTION_NAMES = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool', 'storage', 'maxTotalSize', 'fileFilter', 'minFreeSpace'])
 const ROUTE_OPTION_NAMES = new Set([...OPTION_NAMES].filter(name => name !== 'pool'))
 // Fastify hands its own register() options (prefix, logLevel, ...) to the plugin too.
 const FASTIFY_REGISTER_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
 // Below a page, gathering chunks into a slab would not save writes worth the copy.
 const MIN_SLAB_SIZE = 4096
-const LIMIT_NAMES = ['maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize'] as const
+const LIMIT_NAMES = ['maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'maxTotalSize', 'minFreeSpace'] as const
 
 // Names an option in messages: `maxFiles` for the plugin's, `config.streamUpload.maxFiles of
 // POST /upload` for a route's.
@@ -197,6 +262,23 @@ function checkPool (at: Label, value: unknown): BufferPool | null {
   return value
 }
 
+function checkStorage (at: Label, value: unknown): 'disk' | StorageEngine {
+  if (value === 'disk') return value
+  const engine = value as Partial<StorageEngine> | null
+  if (engine === null || typeof engine !== 'object' || typeof engine.open !== 'function' ||
+    typeof engine.remove !== 'function' || typeof engine.durable !== 'boolean' ||
+    (engine.ready !== undefined && typeof engine.ready !== 'function')) {
+    throw invalid(at('storage'), `expected 'disk' or a storage engine ({ durable, open(), remove() }, e.g. s3Storage(...)), got ${describe(value)}`)
+  }
+  return engine as StorageEngine
+}
+
+function checkFileFilter (at: Label, value: unknown): FileFilter | null {
+  if (value === null) return null
+  if (typeof value !== 'function') throw invalid(at('fileFilter'), `expected a function (file, head) => boolean or null, got ${describe(value)}`)
+  return value as FileFilter
+}
+
 function checkTempDirPath (at: Label, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) {
     throw invalid(at('tempDir'), `expected a directory path, got ${describe(value)}`)
@@ -228,16 +310,28 @@ function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploa
   if (options.keepFiles !== undefined && typeof options.keepFiles !== 'boolean') {
     throw invalid(at('keepFiles'), `expected a boolean, got ${describe(options.keepFiles)}`)
   }
+  const storageOption = options.storage === undefined ? base.storageOption : checkStorage(at, options.storage)
+  if (storageOption !== 'disk' && limits.minFreeSpace > 0) {
+    throw invalid(at('minFreeSpace'), 'applies to storage \'disk\' only (a storage engine watches its own capacity)')
+  }
+  const tempDir = options.tempDir === undefined ? base.tempDir : checkTempDirPath(at, options.tempDir)
+  const pool = options.pool === undefined ? base.pool : checkPool(at, options.pool)
   return Object.freeze({
-    tempDir: options.tempDir === undefined ? base.tempDir : checkTempDirPath(at, options.tempDir),
+    tempDir,
     maxFileSize: limits.maxFileSize,
     maxFiles: limits.maxFiles,
     maxFields: limits.maxFields,
     maxFieldSize: limits.maxFieldSize,
+    maxTotalSize: limits.maxTotalSize,
+    minFreeSpace: limits.minFreeSpace,
     keepFiles: (options.keepFiles as boolean | undefined) ?? base.keepFiles,
     hash: options.hash === undefined ? base.hash : checkHash(at, options.hash),
     transforms: options.transforms === undefined ? base.transforms : checkTransforms(at, options.transforms),
-    pool: options.pool === undefined ? base.pool : checkPool(at, options.pool)
+    pool,
+    fileFilter: options.fileFilter === undefined ? base.fileFilter : checkFileFilter(at, options.fileFilter),
+    storageOption,
+    // One disk engine per resolved options: its per-request directories live under this tempDir.
+    storage: storageOption === 'disk' ? new DiskStorage({ tempDir, pool, minFreeSpace: limits.minFreeSpace }) : storageOption
   })
 }
 
@@ -247,15 +341,22 @@ function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploa
  */
 export async function normaliseUploadOptions (options: StreamUploadOptions = {}): Promise<ResolvedUploadOptions> {
   const checked = checkObject(pluginLabel, options, OPTION_NAMES, FASTIFY_REGISTER_NAMES)
+  const pool = checked.pool === undefined ? new BufferPool({ slabSize: 64 * 1024, maxPooled: 16 }) : null
   const base: ResolvedUploadOptions = {
     ...STREAM_UPLOAD_DEFAULTS,
     tempDir: tmpdir(),
     transforms: Object.freeze([]),
-    pool: checked.pool === undefined ? new BufferPool({ slabSize: 64 * 1024, maxPooled: 16 }) : null
+    pool,
+    fileFilter: null,
+    storageOption: 'disk',
+    storage: new DiskStorage({ tempDir: tmpdir(), pool, minFreeSpace: 0 })
   }
   const resolved = merge(pluginLabel, checked, base)
-  const info = await stat(resolved.tempDir).catch((err: unknown) => { throw notADirectory(pluginLabel, resolved.tempDir, err) })
-  if (!info.isDirectory()) throw notADirectory(pluginLabel, resolved.tempDir)
+  if (resolved.storageOption === 'disk') {
+    const info = await stat(resolved.tempDir).catch((err: unknown) => { throw notADirectory(pluginLabel, resolved.tempDir, err) })
+    if (!info.isDirectory()) throw notADirectory(pluginLabel, resolved.tempDir)
+  }
+  await resolved.storage.ready?.()
   return resolved
 }
 
@@ -267,7 +368,7 @@ export function normaliseRouteUploadOptions (routeOptions: unknown, plugin: Reso
   const at: Label = name => `config.streamUpload${name === '' ? '' : '.' + name} of ${route}`
   const checked = checkObject(at, routeOptions, ROUTE_OPTION_NAMES)
   const resolved = merge(at, checked, plugin)
-  if (resolved.tempDir !== plugin.tempDir) {
+  if (resolved.storageOption === 'disk' && resolved.tempDir !== plugin.tempDir) {
     let isDirectory: boolean
     try {
       isDirectory = statSync(resolved.tempDir).isDirectory()

@@ -1,36 +1,59 @@
-import { rm } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
-import type { Transform } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Multipart, MultipartFile, MultipartValue } from '@fastify/multipart'
-import { FST_NEXURE_ABORTED, FST_NEXURE_BODY_CONSUMED, FST_NEXURE_FIELD_TOO_LARGE, FST_NEXURE_UNSUPPORTED_MEDIA_TYPE } from '../errors.js'
+import {
+  FST_NEXURE_ABORTED,
+  FST_NEXURE_BODY_CONSUMED,
+  FST_NEXURE_FIELD_TOO_LARGE,
+  FST_NEXURE_FILE_TYPE_REFUSED,
+  FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
+} from '../errors.js'
 import { toUploadError } from './failure.js'
-import { sanitiseFilename, storedFileName } from './filename.js'
-import type { ResolvedUploadOptions, SavedUploads, UploadFields, UploadedFile } from './options.js'
-import { UploadMeter } from './spill.js'
-import { RequestUploadDir } from './temp-dir.js'
+import { readHead } from './file-head.js'
+import { sanitiseFilename } from './filename.js'
+import type { ResolvedUploadOptions, SavedUploads, UploadFields, UploadedFile, UploadStats } from './options.js'
+import { RequestStorage } from './request-storage.js'
+import { UploadMeter, type RequestTotal } from './spill.js'
+import type { StorageSink, UploadFileInfo } from './storage.js'
 
 type Consumer = 'uploads()' | 'saveUploads()'
-type Stage = 'source' | 'meter' | 'transform' | 'write'
+type Stage = 'source' | 'filter' | 'meter' | 'transform' | 'write'
 
 /** One multipart request's upload state, created in onRequest, private on `request[kUploadState]`. */
 export class UploadState {
   readonly options: ResolvedUploadOptions
-  readonly dir: RequestUploadDir
+  readonly storage: RequestStorage
   readonly fields: UploadFields = Object.create(null) as UploadFields
   readonly reply: FastifyReply
+  readonly total: RequestTotal
   bytesReceived = 0
+  filesStored = 0
+  current: { readonly info: UploadFileInfo, meter: UploadMeter | null } | null = null
   consumer: Consumer | null = null
-  saved: Promise<SavedUploads> | null = null
+  saved: Promise<SavedUploads<object>> | null = null
 
   constructor (request: FastifyRequest, reply: FastifyReply, options: ResolvedUploadOptions) {
     this.options = options
     this.reply = reply
-    this.dir = new RequestUploadDir(options.tempDir, options.keepFiles, options.pool, request.log)
+    this.total = { bytes: 0, limit: options.maxTotalSize }
+    this.storage = new RequestStorage(options.storage, request, options.keepFiles)
   }
 
   readonly countBytes = (chunk: Buffer): void => {
     this.bytesReceived += chunk.length
+  }
+
+  /** A snapshot for `request.uploadStats`: read it as often as you like, it is always current. */
+  stats (): UploadStats {
+    const current = this.current
+    return Object.freeze({
+      bytesReceived: this.bytesReceived,
+      files: this.filesStored,
+      currentFile: current === null
+        ? null
+        : Object.freeze({ fieldname: current.info.fieldname, filename: current.info.filename, index: current.info.index, bytes: current.meter?.bytes ?? 0 })
+    })
   }
 }
 
@@ -47,7 +70,7 @@ export function claimBody (request: FastifyRequest, state: UploadState | null, m
   const raw = request.raw
   // Something else (attachFieldsToBody, request.parts(), a stream plugin) already reads it.
   if (raw.readableEnded || raw.readableFlowing !== null) throw new FST_NEXURE_BODY_CONSUMED(method, 'another reader')
-  if (state.dir.disposed || (raw.destroyed && !raw.complete)) {
+  if (state.storage.disposed || (raw.destroyed && !raw.complete)) {
     throw new FST_NEXURE_ABORTED(`the connection closed before ${method} was called`)
   }
   state.consumer = method
@@ -60,8 +83,8 @@ function busboyLimits (options: ResolvedUploadOptions): Record<string, number> {
   return { fileSize: Infinity, files: options.maxFiles, fields: options.maxFields, fieldSize: options.maxFieldSize, parts: Infinity }
 }
 
-/** Yields each file once it is completely on disk and its descriptor closed. */
-export async function * iterateUploads (request: FastifyRequest, state: UploadState): AsyncGenerator<UploadedFile, void, undefined> {
+/** Yields each file once it is completely stored (on disk: written and its descriptor closed). */
+export async function * iterateUploads (request: FastifyRequest, state: UploadState): AsyncGenerator<UploadedFile<object>, void, undefined> {
   const raw = request.raw
   const parts = request.parts({ limits: busboyLimits(state.options) })
   // The first next() runs @fastify/multipart's setup synchronously, which pipes the request
@@ -84,13 +107,22 @@ export async function * iterateUploads (request: FastifyRequest, state: UploadSt
         addField(state.fields, part, state.options)
       } else {
         fileIndex++
-        const filename = sanitiseFilename(part.filename)
-        file = `file ${fileIndex} "${filename}"`
-        const stored = await storeFile(request, state, part, fileIndex, filename, s => { stage ??= s })
+        const info: UploadFileInfo = Object.freeze({
+          fieldname: part.fieldname,
+          filename: sanitiseFilename(part.filename),
+          mimetype: part.mimetype,
+          encoding: part.encoding,
+          index: fileIndex
+        })
+        file = `file ${fileIndex} "${info.filename}"`
+        state.current = { info, meter: null }
+        const { uploaded, handOver } = await storeFile(request, state, part, info, s => { stage ??= s })
+        state.current = null
+        state.filesStored++
         file = null
         stage = null
-        state.dir.handOver()
-        yield stored
+        handOver()
+        yield uploaded
       }
       next = parts.next()
     }
@@ -99,12 +131,14 @@ export async function * iterateUploads (request: FastifyRequest, state: UploadSt
     const error = toUploadError(err, {
       options: state.options,
       file,
-      stage: stage === 'transform' || stage === 'write' ? stage : null,
+      stage: stage === 'filter' || stage === 'transform' || stage === 'write' ? stage : null,
       bytesReceived: state.bytesReceived,
       aborted: raw.destroyed && !raw.complete
     })
     done = true
-    await state.dir.dispose(`upload failed: ${(error as { code?: string }).code ?? error.message}`)
+    state.current = null
+    // All or nothing: the files this request already stored go too, before the error is answered.
+    await state.storage.dispose(`upload failed: ${(error as { code?: string }).code ?? error.message}`, true)
     throw error
   } finally {
     if (!done) await parts.return?.(undefined)
@@ -120,9 +154,9 @@ function stopReading (raw: FastifyRequest['raw']): void {
   raw.pause()
 }
 
-/** Consumes every part; the files are on disk, the fields in `fields`. */
-export async function saveAll (request: FastifyRequest, state: UploadState): Promise<SavedUploads> {
-  const files: UploadedFile[] = []
+/** Consumes every part; the files are stored, the fields in `fields`. */
+export async function saveAll (request: FastifyRequest, state: UploadState): Promise<SavedUploads<object>> {
+  const files: Array<UploadedFile<object>> = []
   for await (const file of iterateUploads(request, state)) files.push(file)
   return { files, fields: state.fields }
 }
@@ -141,23 +175,28 @@ async function storeFile (
   request: FastifyRequest,
   state: UploadState,
   part: MultipartFile,
-  index: number,
-  filename: string,
+  info: UploadFileInfo,
   failedAt: (stage: Stage) => void
-): Promise<UploadedFile> {
-  const { options, dir } = state
+): Promise<{ uploaded: UploadedFile<object>, handOver: () => void }> {
+  const { options, storage } = state
   part.file.once('error', () => failedAt('source'))
-  let writer
-  try {
-    writer = await dir.open(storedFileName(index))
-  } catch (err) {
-    part.file.destroy()
-    throw err
-  }
-  // FST_NEXURE_FILE_TOO_LARGE quotes this: the client's name, or the file's position without one.
-  const meter = new UploadMeter(options.maxFileSize, options.hash, filename === '' ? `file ${index}` : filename)
+  let source: Readable = part.file
+  let sink: StorageSink | null = null
+  // FST_NEXURE_FILE_TOO_LARGE quotes the client's name, or the file's position without one.
+  const meter = new UploadMeter(options.maxFileSize, state.total, options.hash, {
+    name: info.filename === '' ? `file ${info.index}` : info.filename,
+    position: `file ${info.index} "${info.filename}"`
+  })
   const transforms: Transform[] = []
   try {
+    if (options.fileFilter !== null) source = await filterFile(request, options, part, info, failedAt)
+    try {
+      sink = await storage.open(info)
+    } catch (err) {
+      failedAt('write')
+      throw err
+    }
+    if (state.current !== null) state.current.meter = meter
     // The first stage that fails emits 'error' first; pipeline then destroys the others with
     // the same error, so only the first report counts.
     meter.once('error', () => failedAt('meter'))
@@ -166,26 +205,52 @@ async function storeFile (
       transform.once('error', () => failedAt('transform'))
       transforms.push(transform)
     }
-    writer.once('error', () => failedAt('write'))
-    await pipeline(part.file, meter, ...transforms, writer)
+    sink.writable.once('error', () => failedAt('write'))
+    await pipeline(source, meter, ...transforms, sink.writable)
   } catch (err) {
     stopReading(request.raw)
-    if (transforms.length < options.transforms.length) failedAt('transform')
-    for (const stream of [part.file, meter, ...transforms, writer]) stream.destroy()
-    await writer.fileClosed
-    // Deleted now, not at the end of the request: a file over the limit must not linger.
-    await rm(writer.path, { force: true })
+    if (sink !== null && transforms.length < options.transforms.length) failedAt('transform')
+    for (const stream of [part.file, source, meter, ...transforms]) stream.destroy()
+    // Undone now, not at the end of the request: a file over a limit must not linger.
+    if (sink !== null) await storage.abort(sink, err as Error)
     throw err
-  } finally {
-    dir.settle(writer)
   }
-  return {
-    fieldname: part.fieldname,
-    filename,
-    mimetype: part.mimetype,
-    encoding: part.encoding,
-    path: writer.path,
-    size: meter.bytes,
-    hash: meter.digest()
+  try {
+    const { stored, handOver } = await storage.commit(sink)
+    const uploaded = { ...stored, fieldname: info.fieldname, filename: info.filename, mimetype: info.mimetype, encoding: info.encoding, size: meter.bytes, hash: meter.digest() }
+    return { uploaded, handOver }
+  } catch (err) {
+    failedAt('write')
+    throw err
   }
+}
+
+/** Reads the file's first bytes for `fileFilter`; returns the whole file (head included) to store. */
+async function filterFile (
+  request: FastifyRequest,
+  options: ResolvedUploadOptions,
+  part: MultipartFile,
+  info: UploadFileInfo,
+  failedAt: (stage: Stage) => void
+): Promise<Readable> {
+  const { head, file } = await readHead(part.file)
+  let accepted: boolean
+  try {
+    accepted = await options.fileFilter!(info, head, request)
+  } catch (err) {
+    file.destroy()
+    failedAt('filter')
+    throw err
+  }
+  if (accepted !== true) {
+    file.destroy()
+    throw new FST_NEXURE_FILE_TYPE_REFUSED(`${info.index} "${info.filename}" (field "${info.fieldname}", declared ${info.mimetype})`, describeHead(head))
+  }
+  return file
+}
+
+function describeHead (head: Buffer): string {
+  if (head.length === 0) return 'it is empty'
+  const shown = head.subarray(0, 8).toString('hex').replace(/(..)(?!$)/g, '$1 ')
+  return `its first bytes are ${shown}${head.length > 8 ? ' …' : ''}`
 }

@@ -2,30 +2,49 @@ import { createHash, type Hash } from 'node:crypto'
 import { createWriteStream, type WriteStream } from 'node:fs'
 import { Transform, Writable, type TransformCallback } from 'node:stream'
 import type { BufferPool } from '../core/buffer-pool.js'
-import { FST_NEXURE_FILE_TOO_LARGE } from '../errors.js'
+import { FST_NEXURE_FILE_TOO_LARGE, FST_NEXURE_TOTAL_TOO_LARGE } from '../errors.js'
+
+/** The bytes of all files of one request, against `maxTotalSize`; shared by their meters. */
+export interface RequestTotal {
+  bytes: number
+  readonly limit: number
+}
+
+/** How a meter names its file in errors: the client's name (or `file 2`), and `file 2 "a.png"`. */
+export interface MeterLabels {
+  readonly name: string
+  readonly position: string
+}
 
 /**
  * First stage of every file: counts the bytes the client sent, fails the moment they cross
- * `maxFileSize` (before the byte that crosses it reaches the disk), and hashes in the same pass.
- * Chunks pass through untouched: no copy.
+ * `maxFileSize` or the request's `maxTotalSize` (before the byte that crosses it reaches the
+ * storage), and hashes in the same pass. Chunks pass through untouched: no copy.
  */
 export class UploadMeter extends Transform {
   bytes = 0
   readonly #limit: number
-  readonly #label: string
+  readonly #total: RequestTotal
+  readonly #labels: MeterLabels
   readonly #hash: Hash | null
 
-  constructor (limit: number, algorithm: string | false, label: string) {
+  constructor (limit: number, total: RequestTotal, algorithm: string | false, labels: MeterLabels) {
     super()
     this.#limit = limit
-    this.#label = label
+    this.#total = total
+    this.#labels = labels
     this.#hash = algorithm === false ? null : createHash(algorithm)
   }
 
   override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
     this.bytes += chunk.length
+    this.#total.bytes += chunk.length
     if (this.bytes > this.#limit) {
-      callback(new FST_NEXURE_FILE_TOO_LARGE(this.#label, this.#limit))
+      callback(new FST_NEXURE_FILE_TOO_LARGE(this.#labels.name, this.#limit))
+      return
+    }
+    if (this.#total.bytes > this.#total.limit) {
+      callback(new FST_NEXURE_TOTAL_TOO_LARGE(this.#labels.position, this.#total.limit))
       return
     }
     this.#hash?.update(chunk)

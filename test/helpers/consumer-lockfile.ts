@@ -44,6 +44,7 @@ export interface PackedManifest {
   engines?: Record<string, string>
   dependencies?: Record<string, string>
   peerDependencies?: Record<string, string>
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>
 }
 
 export interface ConsumerLockOptions {
@@ -144,6 +145,8 @@ export function consumerLockfile (repo: Lockfile, options: ConsumerLockOptions):
     license: nexure.license,
     dependencies: nexure.dependencies,
     peerDependencies: nexure.peerDependencies,
+    // Optional peers (the AWS SDK for s3Storage) the consumer does not install.
+    peerDependenciesMeta: nexure.peerDependenciesMeta,
     engines: nexure.engines
   }
   for (const name of Object.keys(nexure.dependencies ?? {})) {
