@@ -131,7 +131,7 @@ async function main (): Promise<number> {
   const date = new Date().toISOString()
   const host = machine()
   const total = settings.sizes.reduce((sum, size) => sum + settings.runsFor(size) * settings.approaches.length, 0)
-  progress(`nexure bench on ${describeMachine(host)}`)
+  progress(`nexure bench, ${describeMachine(host)}`)
   const busy = loadWarning(host)
   if (busy !== null) progress(busy)
   progress(`sizes ${settings.sizes.map(formatSize).join(', ')}; runs per size ${settings.sizes.map(s => `${formatSize(s)}: ${settings.runsFor(s)}`).join(', ')}` +

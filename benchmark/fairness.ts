@@ -243,7 +243,7 @@ async function main (): Promise<number> {
     intervalMs: settings.intervalMs,
     runs: []
   }
-  process.stderr.write(`fairness: ${formatSize(settings.size)} (${report.items} items), GET /health every ${settings.intervalMs} ms, on ${describeMachine(report.machine)}\n`)
+  process.stderr.write(`fairness: ${formatSize(settings.size)} (${report.items} items), GET /health every ${settings.intervalMs} ms; ${describeMachine(report.machine)}\n`)
   for (const approach of settings.approaches) {
     process.stderr.write(`  ${LABELS[approach]}... `)
     const run = await measure(approach, settings)

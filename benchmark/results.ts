@@ -27,7 +27,10 @@ export interface Machine {
   cores: number
   memoryGiB: number
   os: string
+  /** `process.version`: the Node.js line sets V8's heap sizing, so memory figures depend on it. */
   node: string
+  /** `process.versions.v8`; absent in results files written before it was recorded. */
+  v8?: string
   /** 1-minute load average when the run started: other work on the machine skews timings. */
   loadAverage: number
 }
@@ -62,12 +65,13 @@ export function machine (): Machine {
     memoryGiB: Math.round(totalmem() / 1024 ** 3),
     os: `${osType()} ${release()}`,
     node: process.version,
+    v8: process.versions.v8,
     loadAverage: Number((loadavg()[0] ?? 0).toFixed(2))
   }
 }
 
 export function describeMachine (m: Machine): string {
-  return `${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}, Node ${m.node}`
+  return `Node ${m.node}${m.v8 === undefined ? '' : ` (V8 ${m.v8})`} on ${m.cpu}, ${m.cores} cores, ${m.memoryGiB} GiB, ${m.os}`
 }
 
 /** A warning when the machine was already busy: the timings then measure the other work too. */

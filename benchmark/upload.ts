@@ -227,7 +227,7 @@ async function main (): Promise<number> {
   const started = performance.now()
   const date = new Date().toISOString()
   const host = machine()
-  progress(`nexure upload bench on ${describeMachine(host)}`)
+  progress(`nexure upload bench, ${describeMachine(host)}`)
   const busy = loadWarning(host)
   if (busy !== null) progress(busy)
   progress(`sizes ${sizes.map(s => `${formatSize(s)} (${runsFor(s)} run${runsFor(s) === 1 ? '' : 's'})`).join(', ')}; temp dirs under ${tempRoot}`)

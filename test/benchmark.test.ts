@@ -120,6 +120,7 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
   t.ok(jsonFile, 'wrote the results as JSON')
   const report = JSON.parse(readFileSync(path.join(out, jsonFile ?? 'missing'), 'utf8')) as {
     ok: boolean
+    machine: { node: string, v8?: string }
     cells: Array<{ approach: string, sizeBytes: number, items: number, failure: string | null, runs: Array<{ ms: number, rssBytes: number, heapBytes: number }> }>
   }
   t.equal(report.ok, true, 'no approach failed', { stderr: stderr.slice(-2000) })
@@ -133,6 +134,13 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
     t.ok(only !== undefined && only.ms > 0 && only.rssBytes > 10 * 1024 ** 2 && only.heapBytes > 1024 ** 2, `${cell.approach} ${cell.sizeBytes}: plausible time and peaks`)
   }
   t.match(stdout, /\| Size \| Approach \| Median time \(ms\) \| Peak RSS \(MB\) \| Peak heap \(MB\) \| vs Standard \|/)
+  // Memory figures depend on the Node.js line (V8 sizes its heap differently from one to the
+  // next): the header, the footer under the table and the results say which one ran.
+  const runsOn = `Node ${process.version} (V8 ${process.versions.v8}) on `
+  t.equal(stderr.split('\n')[0]?.startsWith(`nexure bench, ${runsOn}`), true, 'the header names the Node version', { header: stderr.split('\n')[0] })
+  t.ok(stdout.includes(runsOn), 'the footer under the table names the Node version')
+  t.equal(report.machine.node, process.version)
+  t.equal(report.machine.v8, process.versions.v8)
   for (const chart of ['bench-time.svg', 'bench-memory.svg']) {
     const svg = readFileSync(path.join(out, chart), 'utf8')
     t.match(svg, /^<svg[^>]+xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, `${chart} is an SVG`)

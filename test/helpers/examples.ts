@@ -70,6 +70,10 @@ export async function stop (t: Test, server: Server): Promise<void> {
   const exit = new Promise<number | null>(resolve => server.child.once('exit', code => resolve(code)))
   server.child.kill('SIGTERM')
   t.equal(await exit, 0, 'exits 0 on SIGTERM')
+  // CI runs this on every supported Node.js line: a deprecation or experimental warning that one
+  // line prints (from nexure or the Fastify stack under it) shows up here, as
+  // `(node:1234) [DEP0040] DeprecationWarning: ...`.
+  t.notMatch(server.stderr(), /^\(node:\d+\) .*Warning/m, `no warning from Node ${process.version}`)
 }
 
 export async function getJson<T> (url: string): Promise<T> {
