@@ -19,6 +19,7 @@ import {
   depthFaultInBytes,
   invalidJsonError,
   itemTooLargeError,
+  mayPoison,
   normalizeAction,
   parseFailure,
   secureParse,
@@ -189,6 +190,7 @@ export class NdjsonSplitter {
   // an error.
   #parseLines (bytes: Buffer, start: number, end: number): void {
     const text = bytes.toString('utf8', start, end)
+    const plain = !mayPoison(text, this.#policy)
     const length = text.length
     let from = 0
     while (from < length) {
@@ -205,7 +207,8 @@ export class NdjsonSplitter {
         let value: unknown
         try {
           if (depthFault(text, first, to, this.#maxDepth) !== -1) throw new RangeError('too deep')
-          value = secureParse(text.slice(from, to), this.#policy)
+          // secure-json-parse also strips a line's leading BOM, which JSON.parse refuses.
+          value = plain && text.charCodeAt(from) !== 0xfeff ? JSON.parse(text.slice(from, to)) : secureParse(text.slice(from, to), this.#policy)
         } catch (err) {
           // Again on the line's bytes, which locates the fault (the '\n' stays out, a '\r' in).
           const lineStart = start + byteOffsetOfChar(bytes, start, end, from)

@@ -64,6 +64,15 @@ t.test('a line that is not one JSON value names its line and byte offset', async
   rejects(t, '1\n{"__proto__":1}', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: 2, offset: 2 })
 })
 
+t.test('a poisoned key is found in every spelling, beside lines that need no second look', async t => {
+  // Lines are parsed with plain JSON.parse when their chunk cannot hold a poisoned key: the
+  // check must see every way to write one.
+  rejects(t, '{"a":1}\n{"b":2}\n{"\\u005f_proto__":{"x":1}}\n', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: 3, offset: 16 })
+  rejects(t, '{"a":1}\n{"c":{"constructor":{"prototype":{"x":1}}}}\n', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: 2, offset: 8 })
+  rejects(t, '{"a":1}\n{"\\u0063onstructor":{"prototype":1}}\n', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: 2, offset: 8 })
+  yields(t, '{"note":"a __proto__ in a string is no key"}\n{"a":"\\u00e9"}\n', [{ note: 'a __proto__ in a string is no key' }, { a: 'é' }])
+})
+
 t.test('poisoning actions apply per line', async t => {
   yields(t, '{"__proto__":{"x":1},"a":1}\n{"constructor":{"prototype":1}}', [{ a: 1 }, {}], { protoAction: 'remove', constructorAction: 'remove' })
   const [item] = parseNdjsonBody(Buffer.from('{"__proto__":{"x":1}}'), { protoAction: 'ignore' })
