@@ -3,40 +3,15 @@ import Fastify from 'fastify'
 import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { streamUpload } from '../lib/index.js'
-import { eventually, listTree, multipartBody, openFds, testTempDir, type HasTeardown } from './helpers/multipart.js'
+import { prng } from './helpers/chunking.js'
+import { abortedUpload, eventually, listTree, multipartBody, openFds, testTempDir, type HasTeardown } from './helpers/multipart.js'
 
 const tempRoot = (t: HasTeardown): Promise<string> => testTempDir(t, 'nexure-upload-abort-')
-
-// A tiny deterministic PRNG so a failing run can be replayed from its seed.
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-/** Writes the head and `cut` bytes of the body, waits `pauseMs`, then destroys the socket. */
-function abortedUpload (port: number, head: string, body: Buffer, cut: number, pauseMs: number): Promise<void> {
-  return new Promise(resolve => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(head)
-      socket.write(body.subarray(0, cut), () => {
-        setTimeout(() => socket.destroy(), pauseMs)
-      })
-    })
-    socket.on('error', () => {})
-    socket.on('close', () => resolve())
-  })
-}
 
 t.test('1,000 uploads aborted at random points leave no file, no directory and no open descriptor', async t => {
   const seed = Number(process.env.NEXURE_ABORT_SEED ?? 20261128)
   t.comment(`seed ${seed} (replay with NEXURE_ABORT_SEED=${seed})`)
-  const next = random(seed)
+  const next = prng(seed)
   const tempDir = await tempRoot(t)
   const app = Fastify()
   t.teardown(() => app.close())

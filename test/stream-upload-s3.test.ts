@@ -6,7 +6,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { request } from 'undici'
 import { s3Storage, streamUpload, type S3StorageOptions, type S3StoredFile, type StreamUploadOptions } from '../lib/index.js'
 import { createS3Storage } from '../lib/upload/s3-storage.js'
-import { contentHash, eventually, multipartBody, type Part } from './helpers/multipart.js'
+import { prng } from './helpers/chunking.js'
+import { abortedUpload, contentHash, eventually, multipartBody, type Part } from './helpers/multipart.js'
 import { s3Client, startS3, type TestS3 } from './helpers/s3.js'
 
 // s3Storage against a real S3-compatible server (s3rver on loopback) through the real AWS SDK:
@@ -157,33 +158,10 @@ t.test('a storage error is a 500 that says where, before the rest of the body is
   t.same(await s3.keys(), [])
 })
 
-// A tiny deterministic PRNG so a failing run can be replayed from its seed.
-function random (seed: number): () => number {
-  let state = seed >>> 0
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let x = state
-    x = Math.imul(x ^ (x >>> 15), x | 1)
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61)
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296
-  }
-}
-
-function abortedUpload (port: number, head: string, body: Buffer, cut: number, pauseMs: number): Promise<void> {
-  return new Promise(resolve => {
-    const socket = net.connect(port, '127.0.0.1', () => {
-      socket.write(head)
-      socket.write(body.subarray(0, cut), () => setTimeout(() => socket.destroy(), pauseMs))
-    })
-    socket.on('error', () => {})
-    socket.on('close', () => resolve())
-  })
-}
-
 t.test('100 uploads cut off at random points leave no object and no pending multipart upload', async t => {
   const seed = Number(process.env.NEXURE_S3_ABORT_SEED ?? 20261202)
   t.comment(`seed ${seed} (replay with NEXURE_S3_ABORT_SEED=${seed})`)
-  const next = random(seed)
+  const next = prng(seed)
   const s3 = await startS3(t)
   const app = await s3App(t, s3)
   let started = 0

@@ -5,6 +5,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import net from 'node:net'
 
 export interface FieldPart {
   name: string
@@ -149,4 +150,16 @@ export async function testTempDir (t: HasTeardown, prefix: string): Promise<stri
   const dir = await mkdtemp(path.join(tmpdir(), prefix))
   t.teardown(() => rm(dir, { recursive: true, force: true }))
   return dir
+}
+
+/** Writes the head and `cut` bytes of the body, waits `pauseMs`, then destroys the socket: a client that goes away mid-upload. */
+export function abortedUpload (port: number, head: string, body: Buffer, cut: number, pauseMs: number): Promise<void> {
+  return new Promise(resolve => {
+    const socket = net.connect(port, '127.0.0.1', () => {
+      socket.write(head)
+      socket.write(body.subarray(0, cut), () => setTimeout(() => socket.destroy(), pauseMs))
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve())
+  })
 }
