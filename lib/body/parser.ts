@@ -1,14 +1,15 @@
 import type { FastifyRequest } from 'fastify'
-import type { Readable } from 'node:stream'
+import { Readable } from 'node:stream'
 import {
   FST_NEXURE_BODY_TOO_LARGE,
+  FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
 import { parseJsonBody, parseNdjsonBody } from '../core/json-text.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
-import { parseContentEncoding, type ContentCoding } from '../stream/decode.js'
+import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
@@ -113,6 +114,28 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     done(null, body)
   }
 
+  /** The body through a BodySource: read at once when small (and it stays so), else streamed. */
+  function readThroughSource (request: FastifyRequest, payload: Readable, state: BodyState, codings: ContentCoding[], small: boolean, done: Done): void {
+    const source = openSource(request, payload, state, codings, monitor)
+    state.source = state.reader = source
+    if (!small) {
+      done(null, undefined)
+      return
+    }
+    source.readUpTo(state.route.streamThreshold).then(buffer => {
+      if (buffer === null) {
+        done(null, undefined)
+        return
+      }
+      state.source = state.reader = null
+      source.destroy()
+      finish(state, buffer, done)
+    }, (error: Error) => {
+      state.failed = true
+      done(error)
+    })
+  }
+
   return function nexureParser (request: FastifyRequest, payload: Readable, done: Done): void {
     const route = request.routeOptions.config[kRouteOptions] ?? defaults
     let codings
@@ -134,7 +157,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     }
     request[kBodyState] = state
     const small = contentLength !== undefined && contentLength <= route.streamThreshold
-    if (small && codings.length === 0 && route.transforms.length === 0 && monitor === null) {
+    if (small && codings.length <= 1 && route.transforms.length === 0 && monitor === null) {
       state.reader = readSmallBody(payload, route, (error, chunks, length) => {
         if (error !== null) {
           state.failed = true
@@ -142,27 +165,24 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
           return
         }
         state.reader = null
-        finish(state, chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length), done)
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
+        const coding = codings[0]
+        if (coding === undefined) {
+          finish(state, body, done)
+          return
+        }
+        // One call decodes it, up to what a small body may inflate to; past that (or past
+        // bodyLimit) the streaming path takes the same bytes and answers as for any body.
+        decodeWhole(coding, body, Math.min(route.streamThreshold, route.bodyLimit) + 1).then(decoded => {
+          if (decoded !== null) finish(state, decoded, done)
+          else readThroughSource(request, Readable.from([body]), state, codings, true, done)
+        }, (error: Error) => {
+          state.failed = true
+          done(new FST_NEXURE_INVALID_ENCODING(coding, error.message))
+        })
       })
       return
     }
-    const source = openSource(request, payload, state, codings, monitor)
-    state.source = state.reader = source
-    if (!small) {
-      done(null, undefined)
-      return
-    }
-    source.readUpTo(route.streamThreshold).then(buffer => {
-      if (buffer === null) {
-        done(null, undefined)
-        return
-      }
-      state.source = state.reader = null
-      source.destroy()
-      finish(state, buffer, done)
-    }, (error: Error) => {
-      state.failed = true
-      done(error)
-    })
+    readThroughSource(request, payload, state, codings, small, done)
   }
 }

@@ -39,3 +39,24 @@ export function createDecoder (coding: ContentCoding, chunkSize: number): Transf
     case 'br': return zlib.createBrotliDecompress({ chunkSize })
   }
 }
+
+/**
+ * Decodes a whole small body in one call on libuv's thread pool, as long as the output stays
+ * within `maxOutputLength` bytes: resolves null as soon as it would not (a zip bomb is never
+ * inflated past it), so that the caller can stream the body instead. A decoder fault rejects
+ * with zlib's own error, the one the streaming decoder raises for the same bytes.
+ */
+export function decodeWhole (coding: ContentCoding, body: Buffer, maxOutputLength: number): Promise<Buffer | null> {
+  return new Promise((resolve, reject) => {
+    const settle = (error: Error | null, decoded: Buffer): void => {
+      if (error === null) resolve(decoded)
+      else if ((error as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') resolve(null)
+      else reject(error)
+    }
+    switch (coding) {
+      case 'gzip': zlib.gunzip(body, { maxOutputLength }, settle); break
+      case 'deflate': zlib.inflate(body, { maxOutputLength }, settle); break
+      case 'br': zlib.brotliDecompress(body, { maxOutputLength }, settle); break
+    }
+  })
+}
