@@ -52,7 +52,7 @@ export function bodyStateOf (request: FastifyRequest): BodyState | undefined {
   return request[kBodyState] ?? undefined
 }
 
-/** True while part of a streamed body is still unread. */
+/** True while part of the body (streamed, or a small one still arriving) is unread. */
 export function hasUnreadBody (state: BodyState): boolean {
   return state.reader !== null && !state.reader.ended
 }
