@@ -5,7 +5,7 @@ import {
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
-import { parseJsonBody, parseNdjsonBody } from '../core/json-text.js'
+import { parseJsonWhole, parseNdjsonBody } from '../core/json-text.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
@@ -60,7 +60,7 @@ function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxI
     scanner.end()
   }
   switch (kind) {
-    case 'json': return parseJsonBody(body, { ...policy, maxDepth })
+    case 'json': return parseJsonWhole(body, policy, maxDepth)
     case 'ndjson': return parseNdjsonBody(body, { ...policy, maxDepth })
     case 'raw': return body
   }
