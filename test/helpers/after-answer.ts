@@ -29,6 +29,11 @@ export interface FirstRequest {
   /** The request line and headers, without the blank line. */
   head: string
   body: Iterable<Buffer | string>
+  /**
+   * Pieces of the body sent only once the answer has arrived, so that the answer is certain to
+   * come while the client is still sending (else a fast server may have read it all by then).
+   */
+  rest?: Iterable<Buffer | string>
 }
 
 export function requestHead (method: string, path: string, headers: Record<string, string | number>): string {
@@ -89,6 +94,7 @@ export async function sendAfterAnswer (port: number, first: FirstRequest, second
     for (const chunk of first.body) socket.write(chunk)
     await Promise.race([answer, sleep(10_000)])
     if (firstAnswer === null) throw new Error(`no complete answer to the first request (${(error as AfterAnswer['error'])?.code ?? 'timeout'}): ${received.slice(0, 200)}`)
+    for (const chunk of first.rest ?? []) if (!socket.destroyed) socket.write(chunk)
     await sleep(delayMs)
     if (!socket.destroyed) socket.write(second)
     await sleep(waitMs)
