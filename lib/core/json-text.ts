@@ -117,10 +117,37 @@ export const WALK_AFTER_PARSE = 128 * 1024
 
 /**
  * True when `value` nests arrays and objects more than `maxDepth` levels (the value itself is
- * level 1). Iterative, so any maxDepth is safe.
+ * level 1). Recursive while that stays well inside the stack (`RECURSE_UP_TO` levels), which is
+ * 2.6-3x as fast as walking with explicit stacks (a 10 KB array of rows: 2.8 us instead of
+ * 8.5 us, 1 MB: 0.29 ms instead of 0.75 ms; `node` microbenchmark, 5 rounds); iterative beyond,
+ * so any maxDepth is safe.
  */
 export function nestedDeeperThan (value: unknown, maxDepth: number): boolean {
   if (value === null || typeof value !== 'object') return false
+  return maxDepth <= RECURSE_UP_TO ? deeperThan(value, maxDepth) : walkDeeperThan(value, maxDepth)
+}
+
+const RECURSE_UP_TO = 4096
+
+/** True when `value` (an array or object) has more than `levels` levels. */
+function deeperThan (value: object, levels: number): boolean {
+  if (levels === 0) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (item !== null && typeof item === 'object' && deeperThan(item, levels - 1)) return true
+    }
+  } else {
+    const record = value as Record<string, unknown>
+    for (const key in record) {
+      const item = record[key]
+      if (item !== null && typeof item === 'object' && deeperThan(item, levels - 1)) return true
+    }
+  }
+  return false
+}
+
+function walkDeeperThan (value: object, maxDepth: number): boolean {
   const containers: object[] = [value]
   const depths: number[] = [1]
   while (containers.length > 0) {
@@ -334,7 +361,11 @@ export function parseJsonWhole (body: Buffer, policy: SecureParseOptions, maxDep
   const walk = mayBeDeep && body.length <= WALK_AFTER_PARSE && policy.protoAction !== 'remove' && policy.constructorAction !== 'remove'
   try {
     if (mayBeDeep && !walk && depthFaultInBytes(body, 0, body.length, maxDepth) !== -1) throw new RangeError(tooDeepDetail(maxDepth))
-    const value = secureParse(body.toString('utf8'), policy)
+    const text = body.toString('utf8')
+    // JSON.parse itself when the text cannot hold a poisoned key (nor a BOM, which
+    // secure-json-parse strips): one pass of MAY_POISON instead of secure-json-parse's two
+    // regular expressions (a 1 KB body: 0.4 us instead of 1.7 us; 1 MB: 0.5 ms instead of 0.7 ms).
+    const value = mayPoison(text, policy) || text.charCodeAt(0) === 0xfeff ? secureParse(text, policy) : JSON.parse(text) as unknown
     if (walk && nestedDeeperThan(value, maxDepth)) throw new RangeError(tooDeepDetail(maxDepth))
     return value
   } catch (err) {
