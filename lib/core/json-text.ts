@@ -106,16 +106,6 @@ export function depthFaultInBytes (bytes: Uint8Array, from: number, to: number, 
 }
 
 /**
- * The largest whole body whose depth is checked after the parse, on the value. Walking the value
- * visits containers, not characters: an 84 KB array of 380 rows costs ~40 us to walk and
- * ~120-230 us to check byte by byte, against ~480 us to parse (`node` microbenchmark, 2 cores).
- * But V8 parses deeply nested input slowly (100 KB of nested arrays: 18 ms, 22 times as long as
- * 100 KB of rows; 2 MB: 0.7 s), so past this size the bytes are checked before the parse: the
- * worst a body walked after its parse can cost is then ~12 ms.
- */
-export const WALK_AFTER_PARSE = 128 * 1024
-
-/**
  * True when `value` nests arrays and objects more than `maxDepth` levels (the value itself is
  * level 1). Recursive while that stays well inside the stack (`RECURSE_UP_TO` levels), which is
  * 2.6-3x as fast as walking with explicit stacks (a 10 KB array of rows: 2.8 us instead of
@@ -353,20 +343,24 @@ export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions
  */
 export function parseJsonWhole (body: Buffer, policy: SecureParseOptions, maxDepth: number): unknown {
   // A value nested more than maxDepth levels needs two brackets a level: a shorter body cannot
-  // be too deep. A body up to WALK_AFTER_PARSE is checked on its parsed value, which costs a
-  // fraction of a pass over its bytes; a larger one on its bytes first, so that V8 never spends
-  // its slow path on deep input (see WALK_AFTER_PARSE). Removing a poisoned key could hide a deep
-  // value inside it, so then the bytes are checked first too.
+  // be too deep. A longer one is checked on its parsed value, which visits containers, not
+  // bytes (a 1 MB array of rows: 0.3 ms to walk, 1.6 ms to check byte by byte, 3.3 ms to parse).
+  // Checking the bytes first would not spare V8 its slow nested input either: 1 MB of arrays
+  // ten levels deep, well within any maxDepth, takes 138 ms to parse, and 1 MB nested 500,000
+  // levels deep 173 ms (`node` microbenchmark, median of 5): that slowness is the parse's at
+  // any depth, which bodyLimit and streamThreshold bound, not maxDepth. Only when a poisoned
+  // key is to be removed are the bytes checked first: the removed value could hide a deep one.
   const mayBeDeep = body.length >= 2 * (maxDepth + 1)
-  const walk = mayBeDeep && body.length <= WALK_AFTER_PARSE && policy.protoAction !== 'remove' && policy.constructorAction !== 'remove'
   try {
-    if (mayBeDeep && !walk && depthFaultInBytes(body, 0, body.length, maxDepth) !== -1) throw new RangeError(tooDeepDetail(maxDepth))
     const text = body.toString('utf8')
     // JSON.parse itself when the text cannot hold a poisoned key (nor a BOM, which
     // secure-json-parse strips): one pass of MAY_POISON instead of secure-json-parse's two
     // regular expressions (a 1 KB body: 0.4 us instead of 1.7 us; 1 MB: 0.5 ms instead of 0.7 ms).
-    const value = mayPoison(text, policy) || text.charCodeAt(0) === 0xfeff ? secureParse(text, policy) : JSON.parse(text) as unknown
-    if (walk && nestedDeeperThan(value, maxDepth)) throw new RangeError(tooDeepDetail(maxDepth))
+    const plain = !mayPoison(text, policy) && text.charCodeAt(0) !== 0xfeff
+    const removes = !plain && (policy.protoAction === 'remove' || policy.constructorAction === 'remove')
+    if (mayBeDeep && removes && depthFaultInBytes(body, 0, body.length, maxDepth) !== -1) throw new RangeError(tooDeepDetail(maxDepth))
+    const value = plain ? JSON.parse(text) as unknown : secureParse(text, policy)
+    if (mayBeDeep && !removes && nestedDeeperThan(value, maxDepth)) throw new RangeError(tooDeepDetail(maxDepth))
     return value
   } catch (err) {
     // The slow path runs only on bad input: scan it to find where the fault is.
