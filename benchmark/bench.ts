@@ -25,7 +25,7 @@ const HELP = `Usage: npm run bench -- [options]
                             their bodies are the measured size, at most 20MB)
   --approaches LIST         standard,naive,nexure (the default)
   --max-old-space-size MB   V8 heap limit of the server processes (default: Node's own)
-  --quick                   a smoke run under 30 s: 100KB,2MB,10MB, fewer runs
+  --quick                   a smoke run: 100KB,2MB,10MB, fewer runs (about a minute)
   --out DIR                 where to write bench-<date>.json/.md and the charts
                             (default: benchmark/results)
   --docs                    also write the charts to docs/bench-time.svg and docs/bench-memory.svg
