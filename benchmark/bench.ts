@@ -4,23 +4,28 @@ import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { APPROACH_LABELS, APPROACHES, isApproach, ROUTE, type Approach } from './approaches.js'
 import { itemCount } from './json-body.js'
-import { measureInFreshServer, oneLine, type Outcome } from './measure.js'
-import { describeMachine, loadWarning, machine, markdownTable, memoryChart, timeChart, type BenchReport, type CellResult } from './results.js'
+import { measureColdAndWarm, oneLine, type ColdWarmOutcome } from './measure.js'
+import { describeMachine, loadWarning, machine, markdownTable, memoryChart, timeChart, type BenchReport, type CellResult, type PhaseResult } from './results.js'
 import { sendJsonArray } from './send-json.js'
 import { formatSize, mb, median, parseSize } from './units.js'
 
 // `npm run bench`: Standard (buffer, then JSON.parse) vs a naive stream-json pipeline vs
 // nexure's streamBody, each run in a fresh server process fed by a separate client process
-// over loopback. Prints a Markdown table, writes the results as JSON and SVG charts.
+// over loopback. Every process is measured twice: on its first large request (cold, as after a
+// deploy) and on the same request again after warm-up requests (warm, as a server that has been
+// up for a while). Runs alternate the approaches (A B C A B C ...), so a slow phase of a shared
+// machine hits all of them alike. Prints a Markdown table, writes the results as JSON and SVG charts.
 
 const HELP = `Usage: npm run bench -- [options]
 
   --sizes LIST              body sizes, e.g. 100KB,5MB,50MB,500MB (the default; KB = 1024 bytes)
-  --runs N                  runs per size and approach (default: 5 up to 5MB, 3 up to 50MB,
-                            1 above, to fit about 3 minutes on a 2-core machine)
+  --runs N                  fresh server processes per size and approach, each measured cold and
+                            warm (default: 5 up to 5MB, 3 up to 50MB, 1 above)
+  --warmups N               requests between the cold and the warm measurement (default: 2;
+                            their bodies are the measured size, at most 20MB)
   --approaches LIST         standard,naive,nexure (the default)
   --max-old-space-size MB   V8 heap limit of the server processes (default: Node's own)
-  --quick                   a smoke run under 30 s: 100KB,2MB,10MB, fewer runs
+  --quick                   a smoke run: 100KB,2MB,10MB, fewer runs (about a minute)
   --out DIR                 where to write bench-<date>.json/.md and the charts
                             (default: benchmark/results)
   --docs                    also write the charts to docs/bench-time.svg and docs/bench-memory.svg
@@ -33,15 +38,17 @@ const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url))
 const DEFAULT_SIZES = '100KB,5MB,50MB,500MB'
 // 2MB: over streamBody's 1 MiB threshold, so the quick run still takes nexure's streaming path.
 const QUICK_SIZES = '100KB,2MB,10MB'
-// Over streamBody's 1 MiB threshold, so every approach's streaming code is warm before the
-// measured request, as it would be in a server that has been up for a while.
-const WARMUP_BYTES = 2 * 1024 * 1024
+// Warm-up bodies are the measured size up to this: enough to warm every approach's streaming
+// code (JIT tiers, pools, V8's heap sizing) without doubling the time of a 500MB run.
+const WARMUP_MAX_BYTES = 20 * 1024 * 1024
+const DEFAULT_WARMUPS = 2
 
 interface Settings {
   sizes: number[]
   approaches: Approach[]
   runsFor: (size: number) => number
   explicitRuns: boolean
+  warmups: number
   maxOldSpaceSizeMB: number | null
   outDir: string
   docs: boolean
@@ -54,6 +61,7 @@ function readSettings (argv: string[]): Settings | null {
     options: {
       sizes: { type: 'string' },
       runs: { type: 'string' },
+      warmups: { type: 'string' },
       approaches: { type: 'string' },
       'max-old-space-size': { type: 'string' },
       quick: { type: 'boolean', default: false },
@@ -75,6 +83,8 @@ function readSettings (argv: string[]): Settings | null {
     runs = Number(values.runs)
     if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error(`--runs must be an integer from 1 to 100, got ${values.runs}`)
   }
+  const warmups = Number(values.warmups ?? DEFAULT_WARMUPS)
+  if (!Number.isInteger(warmups) || warmups < 1 || warmups > 20) throw new Error(`--warmups must be an integer from 1 to 20, got ${values.warmups ?? ''}`)
   let maxOldSpaceSizeMB: number | null = null
   if (values['max-old-space-size'] !== undefined) {
     maxOldSpaceSizeMB = Number(values['max-old-space-size'])
@@ -88,6 +98,7 @@ function readSettings (argv: string[]): Settings | null {
     approaches,
     runsFor: size => runs ?? defaultRuns(size),
     explicitRuns: runs !== null,
+    warmups,
     maxOldSpaceSizeMB,
     outDir: path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results')),
     docs: values.docs === true,
@@ -100,16 +111,26 @@ function timeoutFor (size: number): number {
   return 60_000 + Math.ceil(size / (2 * 1024 ** 2)) * 1000
 }
 
-async function measureOnce (approach: Approach, size: number, settings: Settings): Promise<Outcome<null>> {
+async function measureOnce (approach: Approach, size: number, settings: Settings): Promise<ColdWarmOutcome> {
   const timeoutMs = timeoutFor(size)
-  return measureInFreshServer({
+  const warmupSize = Math.min(size, WARMUP_MAX_BYTES)
+  return measureColdAndWarm({
     script: 'server.js',
-    args: [approach, String(Math.max(size, WARMUP_BYTES) + 1024)],
+    args: [approach, String(size + 1024)],
     maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB,
-    warmup: baseUrl => sendJsonArray({ kind: 'json', url: `${baseUrl}${ROUTE}`, size: WARMUP_BYTES, timeoutMs }),
     job: baseUrl => ({ kind: 'json', url: `${baseUrl}${ROUTE}`, size, timeoutMs }),
-    after: async () => null
+    warmups: Array.from({ length: settings.warmups }, () =>
+      (baseUrl: string) => sendJsonArray({ kind: 'json', url: `${baseUrl}${ROUTE}`, size: warmupSize, timeoutMs }))
   })
+}
+
+function summarize (phase: PhaseResult): void {
+  if (phase.runs.length === 0) return
+  phase.median = {
+    ms: median(phase.runs.map(r => r.ms)),
+    rssBytes: median(phase.runs.map(r => r.rssBytes)),
+    heapBytes: median(phase.runs.map(r => r.heapBytes))
+  }
 }
 
 function progress (line: string): void {
@@ -124,7 +145,8 @@ async function main (): Promise<number> {
   }
   if (settings.from !== null) {
     const report = JSON.parse(readFileSync(settings.from, 'utf8')) as BenchReport
-    if (report.tool !== 'nexure-bench' || report.version !== 1) throw new Error(`${settings.from} is not a results file of this benchmark`)
+    if (report.tool !== 'nexure-bench') throw new Error(`${settings.from} is not a results file of this benchmark`)
+    if (report.version !== 2) throw new Error(`${settings.from} was written by an older kit (one request per process, no cold and warm): run the benchmark again`)
     return writeOutputs(report, settings, false)
   }
   const started = performance.now()
@@ -134,53 +156,61 @@ async function main (): Promise<number> {
   progress(`nexure bench, ${describeMachine(host)}`)
   const busy = loadWarning(host)
   if (busy !== null) progress(busy)
-  progress(`sizes ${settings.sizes.map(formatSize).join(', ')}; runs per size ${settings.sizes.map(s => `${formatSize(s)}: ${settings.runsFor(s)}`).join(', ')}` +
+  progress(`sizes ${settings.sizes.map(formatSize).join(', ')}; server processes per size ${settings.sizes.map(s => `${formatSize(s)}: ${settings.runsFor(s)}`).join(', ')}` +
     `; server heap limit ${settings.maxOldSpaceSizeMB === null ? "Node's default" : `${settings.maxOldSpaceSizeMB} MB`}`)
-  if (!settings.explicitRuns) progress('fewer runs at larger sizes, to fit about 3 minutes on a 2-core machine (--runs N to change)')
-  progress('each run: a fresh server process, a 2MB warm-up request, then the measured request from a separate client process')
+  if (!settings.explicitRuns) progress('fewer runs at larger sizes, to keep the run short on a 2-core machine (--runs N to change)')
+  progress(`each run: a fresh server process, the measured request (cold), ${settings.warmups} warm-up request(s) of the same size up to ${formatSize(WARMUP_MAX_BYTES)}, ` +
+    'the measured request again (warm); measured requests come from a separate client process; approaches alternate')
 
   const cells: CellResult[] = []
   let done = 0
   for (const size of settings.sizes) {
-    for (const approach of settings.approaches) {
-      const planned = settings.runsFor(size)
-      const cell: CellResult = { approach, sizeBytes: size, items: itemCount(size), runsPlanned: planned, runs: [], failure: null, failureDetail: null, failureExpected: false, median: null }
+    const planned = settings.runsFor(size)
+    const row = settings.approaches.map(approach => {
+      const cell: CellResult = {
+        approach, sizeBytes: size, items: itemCount(size), runsPlanned: planned,
+        cold: { runs: [], median: null }, warm: { runs: [], median: null },
+        failure: null, failureDetail: null, failureExpected: false
+      }
       cells.push(cell)
-      for (let run = 1; run <= planned; run++) {
+      return cell
+    })
+    for (let run = 1; run <= planned; run++) {
+      for (const cell of row) {
+        if (cell.failure !== null) continue
         done++
-        const tag = `[${String(done).padStart(String(total).length)}/${total}] ${formatSize(size).padEnd(6)} ${APPROACH_LABELS[approach].padEnd(12)} run ${run}/${planned}`
-        const outcome = await measureOnce(approach, size, settings)
+        const tag = `[${String(done).padStart(String(total).length)}/${total}] ${formatSize(size).padEnd(6)} ${APPROACH_LABELS[cell.approach].padEnd(12)} run ${run}/${planned}`
+        const outcome = await measureOnce(cell.approach, size, settings)
         const elapsed = ((performance.now() - started) / 1000).toFixed(0)
         if (outcome.ok) {
-          cell.runs.push(outcome.run)
-          progress(`${tag}: ${outcome.run.ms.toFixed(0)} ms, RSS ${mb(outcome.run.rssBytes)} MB, heap ${mb(outcome.run.heapBytes)} MB  (${elapsed} s)`)
+          cell.cold.runs.push(outcome.cold)
+          cell.warm.runs.push(outcome.warm)
+          progress(`${tag}: cold ${outcome.cold.ms.toFixed(0)} ms, warm ${outcome.warm.ms.toFixed(0)} ms, RSS ${mb(outcome.cold.rssBytes)} / ${mb(outcome.warm.rssBytes)} MB, heap ${mb(outcome.cold.heapBytes)} / ${mb(outcome.warm.heapBytes)} MB  (${elapsed} s)`)
           continue
         }
         cell.failure = outcome.failure
-        cell.failureDetail = outcome.detail
-        cell.failureExpected = outcome.crashed && approach === 'standard'
-        progress(`${tag}: ${outcome.failure}${cell.failureExpected ? ' (the buffering approach cannot take this size here)' : ''}  (${elapsed} s)`)
+        cell.failureDetail = `${outcome.phase}: ${outcome.detail}`
+        cell.failureExpected = outcome.crashed && cell.approach === 'standard'
+        progress(`${tag}: ${outcome.failure} (${outcome.phase})${cell.failureExpected ? ' (the buffering approach cannot take this size here)' : ''}  (${elapsed} s)`)
         progress(`    ${oneLine(outcome.detail, 300)}`)
         done += planned - run
-        break
       }
-      if (cell.failure === null) {
-        cell.median = {
-          ms: median(cell.runs.map(r => r.ms)),
-          rssBytes: median(cell.runs.map(r => r.rssBytes)),
-          heapBytes: median(cell.runs.map(r => r.heapBytes))
-        }
-      }
+    }
+    for (const cell of row) {
+      // A failed cell shows why instead of a median, even where some runs came through.
+      if (cell.failure !== null) continue
+      summarize(cell.cold)
+      summarize(cell.warm)
     }
   }
 
   const report: BenchReport = {
     tool: 'nexure-bench',
-    version: 1,
+    version: 2,
     date,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: host,
-    settings: { sizes: settings.sizes, approaches: settings.approaches, maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB, warmupBytes: WARMUP_BYTES },
+    settings: { sizes: settings.sizes, approaches: settings.approaches, maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB, warmupRequests: settings.warmups, warmupBytes: WARMUP_MAX_BYTES },
     cells,
     durationMs: performance.now() - started,
     ok: cells.every(c => c.failure === null || c.failureExpected)

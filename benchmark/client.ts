@@ -1,5 +1,6 @@
 import type { ClientJob } from './protocol.js'
 import { sendImport } from './send-import.js'
+import { sendConcurrentJsonArrays } from './send-concurrent.js'
 import { sendJsonArray } from './send-json.js'
 import { sendUpload } from './send-upload.js'
 
@@ -12,5 +13,6 @@ if (process.send === undefined || process.argv[2] === undefined) {
   process.exit(2)
 }
 const job = JSON.parse(process.argv[2]) as ClientJob
-const result = job.kind === 'upload' ? await sendUpload(job) : job.kind === 'import' ? await sendImport(job) : await sendJsonArray(job)
+const send = { upload: sendUpload, import: sendImport, json: sendJsonArray, 'json-concurrent': sendConcurrentJsonArrays }[job.kind]
+const result = await send(job)
 process.send(result, () => process.exit(0))

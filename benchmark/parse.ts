@@ -1,5 +1,8 @@
 // Parse benchmark: how fast, and in how much memory, can a process turn a large JSON array (or
 // NDJSON body) into items? On the same data, in one run:
+//   floor            JSON.parse of the same array cut into ~32 KiB pieces at element boundaries
+//                    (each wrapped in [ ]), the pieces cut beforehand and not timed: the cost of
+//                    decoding the text and building the objects, which every engine pays
 //   json-parse       the whole body in one buffer, toString, JSON.parse (what buffering does)
 //   stream-json      stream-json 3's parser -> streamArray, counting items (a JS tokenizer)
 //   nexure (pool)    JsonArrayScanner fed 64 KiB chunks, carry-over buffers from a BufferPool
@@ -7,14 +10,17 @@
 // and for NDJSON: JSON.parse of every line of the whole text vs NdjsonSplitter.
 //
 // Every measurement runs in a fresh child process (so one approach's heap never pollutes the
-// next one's RSS), several times; the table shows medians. MB/s is by wall-clock time; MB/CPU-s
+// next one's RSS), several times; the table shows medians. Each child measures twice: its first
+// pass (cold: the JIT has seen none of the code, as on a server's first request) and, after
+// --warmups unmeasured passes over the same data, one more (warm: a long-running server's steady
+// state). MB/s is by wall-clock time; MB/CPU-s
 // divides by the process's CPU time, which a busy machine disturbs less. Peak RSS is the kernel's high-water
-// mark for the child (getrusage maxRSS), which catches the peak inside one synchronous
-// JSON.parse call that a timer-based sampler would miss; "idle" is the child's RSS before it
-// reads anything. Data are generated into a temp directory at start and removed at the end.
+// mark for the child (VmHWM, reset before the warm pass; getrusage maxRSS where /proc is
+// missing), which catches the peak inside one synchronous JSON.parse call that a timer-based
+// sampler would miss; "idle" is the child's RSS before it reads anything. Data are generated into a temp directory at start and removed at the end.
 //
 //   npm run build && node dist/benchmark/parse.js --sizes 5MB,50MB --runs 3
-//   flags: --sizes 5MB,50MB,500MB  --runs 3  --ndjson-sizes 50MB  --stream-json-limit 200 (seconds)
+//   flags: --sizes 5MB,50MB,500MB  --runs 3  --warmups 2  --ndjson-sizes 50MB  --stream-json-limit 200 (seconds)
 
 import { execFileSync } from 'node:child_process'
 import fs from 'node:fs'
@@ -27,10 +33,11 @@ import { BufferPool, JsonArrayScanner, NdjsonSplitter } from 'nexure'
 const CHUNK = 64 * 1024
 const MB = 1024 * 1024
 
-type Approach = 'json-parse' | 'stream-json' | 'nexure-pool' | 'nexure-no-pool' | 'ndjson-json-parse' | 'ndjson-nexure'
-const ARRAY_APPROACHES: Approach[] = ['json-parse', 'stream-json', 'nexure-pool', 'nexure-no-pool']
+type Approach = 'floor' | 'json-parse' | 'stream-json' | 'nexure-pool' | 'nexure-no-pool' | 'ndjson-json-parse' | 'ndjson-nexure'
+const ARRAY_APPROACHES: Approach[] = ['floor', 'json-parse', 'stream-json', 'nexure-pool', 'nexure-no-pool']
 const NDJSON_APPROACHES: Approach[] = ['ndjson-json-parse', 'ndjson-nexure']
 const LABEL: Record<Approach, string> = {
+  floor: 'floor: JSON.parse of ~32 KiB pieces cut beforehand',
   'json-parse': 'JSON.parse (whole buffer)',
   'stream-json': 'stream-json (parser -> streamArray)',
   'nexure-pool': 'nexure JsonArrayScanner (pool)',
@@ -51,6 +58,22 @@ interface Measurement {
   gcCount: number
 }
 
+/** One child process: its first pass, and one pass after the warm-ups. */
+interface ColdWarm {
+  cold: Measurement
+  warm: Measurement
+}
+
+interface PhaseFigures {
+  mbPerSecond: number
+  mbPerCpuSecond: number
+  peakRssMB: number
+  gcMs: number
+  ratioVsJsonParse: number
+  /** This MB/s over the floor's in the same phase; absent where there is no floor (NDJSON). */
+  ratioVsFloor?: number
+}
+
 interface Row {
   format: 'json' | 'ndjson'
   size: string
@@ -58,13 +81,10 @@ interface Row {
   approach: Approach
   runs: number
   skipped?: string
-  mbPerSecond?: number
-  mbPerCpuSecond?: number
-  peakRssMB?: number
+  cold?: PhaseFigures
+  warm?: PhaseFigures
   idleRssMB?: number
-  gcMs?: number
-  ratioVsJsonParse?: number
-  all?: Measurement[]
+  all?: ColdWarm[]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -102,7 +122,69 @@ async function runStreamJson (file: string): Promise<number> {
   })
 }
 
-async function measure (approach: Approach, file: string): Promise<Measurement> {
+const PIECE_BYTES = 32 * 1024
+
+/**
+ * The floor's input: the array's elements in pieces of about PIECE_BYTES, cut at top-level commas
+ * and each wrapped in `[ ]`, so that JSON.parse of each piece yields whole elements. A plain byte
+ * walk (strings, escapes, depth), run before the clock starts.
+ */
+function floorPieces (bytes: Buffer): Buffer[] {
+  const pieces: Buffer[] = []
+  const open = Buffer.from('[')
+  const close = Buffer.from(']')
+  const piece = (from: number, to: number): void => { pieces.push(Buffer.concat([open, bytes.subarray(from, to), close])) }
+  let depth = 0
+  let inString = false
+  let escaped = false
+  let start = 0
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i]!
+    if (inString) {
+      if (escaped) escaped = false
+      else if (byte === 0x5c) escaped = true
+      else if (byte === 0x22) inString = false
+    } else if (byte === 0x22) {
+      inString = true
+    } else if (byte === 0x5b || byte === 0x7b) {
+      if (depth === 0) start = i + 1
+      depth++
+    } else if (byte === 0x5d || byte === 0x7d) {
+      depth--
+      if (depth === 0 && i > start) piece(start, i)
+    } else if (byte === 0x2c && depth === 1 && i - start >= PIECE_BYTES) {
+      piece(start, i)
+      start = i + 1
+    }
+  }
+  return pieces
+}
+
+/** Prepared before any pass and not timed: the floor's pieces. */
+interface Prepared {
+  pieces: Buffer[] | null
+}
+
+function prepare (approach: Approach, file: string): Prepared {
+  return { pieces: approach === 'floor' ? floorPieces(fs.readFileSync(file)) : null }
+}
+
+function readHighWaterMark (): number | null {
+  try {
+    const match = /^VmHWM:\s+(\d+)\s+kB$/m.exec(fs.readFileSync('/proc/self/status', 'utf8'))
+    return match === null ? null : Number(match[1]) * 1024
+  } catch {
+    return null
+  }
+}
+
+function resetHighWaterMark (): void {
+  try {
+    fs.writeFileSync('/proc/self/clear_refs', '5')
+  } catch {}
+}
+
+async function measure (approach: Approach, file: string, prepared: Prepared): Promise<Measurement> {
   let gcMs = 0
   let gcCount = 0
   const observer = new PerformanceObserver(list => {
@@ -112,6 +194,7 @@ async function measure (approach: Approach, file: string): Promise<Measurement> 
     }
   })
   observer.observe({ entryTypes: ['gc'] })
+  resetHighWaterMark()
   const idleRssBytes = process.memoryUsage().rss
   const bytes = fs.statSync(file).size
   let items = 0
@@ -119,6 +202,9 @@ async function measure (approach: Approach, file: string): Promise<Measurement> 
   const cpuBefore = process.cpuUsage()
   const started = process.hrtime.bigint()
   switch (approach) {
+    case 'floor':
+      for (const piece of prepared.pieces!) items += (JSON.parse(piece.toString('utf8')) as unknown[]).length
+      break
     case 'json-parse':
     case 'ndjson-json-parse': {
       const text = fs.readFileSync(file).toString('utf8')
@@ -157,8 +243,17 @@ async function measure (approach: Approach, file: string): Promise<Measurement> 
   // GC entries are delivered asynchronously.
   await new Promise(resolve => setTimeout(resolve, 100))
   observer.disconnect()
-  const peakRssBytes = process.resourceUsage().maxRSS * 1024
+  const peakRssBytes = readHighWaterMark() ?? process.resourceUsage().maxRSS * 1024
   return { items, bytes, ms, cpuMs, idleRssBytes, peakRssBytes, gcMs, gcCount }
+}
+
+/** The child's work: a cold pass, `warmups` unmeasured passes, a warm pass. */
+async function coldAndWarm (approach: Approach, file: string, warmups: number): Promise<ColdWarm> {
+  const prepared = prepare(approach, file)
+  const cold = await measure(approach, file, prepared)
+  for (let i = 0; i < warmups; i++) await measure(approach, file, prepared)
+  const warm = await measure(approach, file, prepared)
+  return { cold, warm }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -214,13 +309,13 @@ function generate (file: string, bytes: number, format: 'json' | 'ndjson'): void
   }
 }
 
-function runChild (approach: Approach, file: string): Measurement {
-  const output = execFileSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', approach, file], {
+function runChild (approach: Approach, file: string, warmups: number): ColdWarm {
+  const output = execFileSync(process.execPath, ['--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', approach, file, String(warmups)], {
     encoding: 'utf8',
     maxBuffer: 1024 * 1024,
     stdio: ['ignore', 'pipe', 'inherit']
   })
-  return JSON.parse(output.trim().split('\n').pop()!) as Measurement
+  return JSON.parse(output.trim().split('\n').pop()!) as ColdWarm
 }
 
 function median (values: number[]): number {
@@ -230,11 +325,18 @@ function median (values: number[]): number {
 }
 
 function table (rows: Row[]): string {
-  const header = ['format', 'size', 'approach', 'MB/s', 'MB/CPU-s', 'peak RSS MB', 'idle RSS MB', 'GC ms', 'vs JSON.parse']
-  const lines = rows.map(row => row.skipped !== undefined
-    ? [row.format, row.size, LABEL[row.approach], `skipped: ${row.skipped}`, '', '', '', '', '']
-    : [row.format, row.size, LABEL[row.approach], row.mbPerSecond!.toFixed(1), row.mbPerCpuSecond!.toFixed(1), row.peakRssMB!.toFixed(0), row.idleRssMB!.toFixed(0),
-        row.gcMs!.toFixed(0), `${row.ratioVsJsonParse!.toFixed(2)}x`])
+  const header = ['format', 'size', 'approach', 'runs', 'cold MB/s', 'warm MB/s', 'cold vs floor', 'warm vs floor', 'vs JSON.parse cold / warm',
+    'warm MB/CPU-s', 'peak RSS MB cold / warm', 'idle RSS MB', 'GC ms cold / warm']
+  const x = (ratio: number | undefined): string => ratio === undefined ? '—' : `${ratio.toFixed(2)}x`
+  const lines = rows.map(row => {
+    if (row.skipped !== undefined || row.cold === undefined || row.warm === undefined) {
+      return [row.format, row.size, LABEL[row.approach], '0', `skipped: ${row.skipped ?? ''}`, '', '', '', '', '', '', '', '']
+    }
+    const { cold, warm } = row
+    return [row.format, row.size, LABEL[row.approach], String(row.runs), cold.mbPerSecond.toFixed(1), warm.mbPerSecond.toFixed(1),
+      x(cold.ratioVsFloor), x(warm.ratioVsFloor), `${x(cold.ratioVsJsonParse)} / ${x(warm.ratioVsJsonParse)}`, warm.mbPerCpuSecond.toFixed(1),
+      `${cold.peakRssMB.toFixed(0)} / ${warm.peakRssMB.toFixed(0)}`, row.idleRssMB!.toFixed(0), `${cold.gcMs.toFixed(0)} / ${warm.gcMs.toFixed(0)}`]
+  })
   const widths = header.map((title, column) => Math.max(title.length, ...lines.map(line => line[column]!.length)))
   const format = (cells: string[]): string => '| ' + cells.map((cell, column) => cell.padEnd(widths[column]!)).join(' | ') + ' |'
   return [format(header), '|' + widths.map(width => '-'.repeat(width + 2)).join('|') + '|', ...lines.map(format)].join('\n')
@@ -242,13 +344,14 @@ function table (rows: Row[]): string {
 
 async function main (): Promise<void> {
   if (process.argv[2] === '--child') {
-    const measurement = await measure(process.argv[3] as Approach, process.argv[4]!)
-    process.stdout.write(JSON.stringify(measurement) + '\n')
+    const result = await coldAndWarm(process.argv[3] as Approach, process.argv[4]!, Number(process.argv[5] ?? '2'))
+    process.stdout.write(JSON.stringify(result) + '\n')
     return
   }
   const sizes = option('--sizes', '5MB,50MB').split(',').filter(Boolean)
   const ndjsonSizes = option('--ndjson-sizes', '50MB').split(',').filter(Boolean)
   const runs = Math.max(1, Number(option('--runs', '3')))
+  const warmups = Math.max(1, Number(option('--warmups', '2')))
   const streamJsonLimitSeconds = Number(option('--stream-json-limit', '200'))
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexure-parse-bench-'))
   const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true })
@@ -260,7 +363,8 @@ async function main (): Promise<void> {
   }
   const rows: Row[] = []
   let streamJsonRate = 0
-  console.log(`node ${process.version}, ${os.cpus().length} CPUs, ${runs} run(s) per approach, each in a fresh process`)
+  console.log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}; ${runs} run(s) per approach, each in a fresh process: ` +
+    `a cold pass, ${warmups} unmeasured warm-up pass(es), a warm pass; approaches alternate`)
   try {
     const plan: Array<{ format: 'json' | 'ndjson', size: string, approaches: Approach[] }> = [
       ...sizes.map(size => ({ format: 'json' as const, size, approaches: ARRAY_APPROACHES })),
@@ -271,23 +375,28 @@ async function main (): Promise<void> {
       const file = path.join(dir, `${format}-${size}.${format}`)
       generate(file, bytes, format)
       const fileBytes = fs.statSync(file).size
-      const results = new Map<Approach, Measurement[]>(approaches.map(approach => [approach, []]))
+      const results = new Map<Approach, ColdWarm[]>(approaches.map(approach => [approach, []]))
       const skipped = new Map<Approach, string>()
       if (approaches.includes('stream-json') && streamJsonRate > 0) {
-        const estimate = (fileBytes / MB / streamJsonRate) * runs
-        if (estimate > streamJsonLimitSeconds) skipped.set('stream-json', `~${Math.round(estimate)} s for ${runs} run(s) at ${streamJsonRate.toFixed(0)} MB/s`)
+        const estimate = (fileBytes / MB / streamJsonRate) * runs * (warmups + 2)
+        if (estimate > streamJsonLimitSeconds) skipped.set('stream-json', `~${Math.round(estimate)} s for ${runs} run(s) of ${warmups + 2} passes at ${streamJsonRate.toFixed(0)} MB/s`)
       }
       // Round-robin over the approaches, so a slow phase of the machine hits all of them alike.
       for (let run = 0; run < runs; run++) {
         for (const approach of approaches) {
           if (skipped.has(approach)) continue
-          const measurement = runChild(approach, file)
+          const measurement = runChild(approach, file, warmups)
           results.get(approach)!.push(measurement)
-          process.stderr.write(`${format} ${size} ${approach} run ${run + 1}: ${(fileBytes / MB / (measurement.ms / 1000)).toFixed(1)} MB/s, ${measurement.items} items\n`)
+          const rate = (m: Measurement): string => (fileBytes / MB / (m.ms / 1000)).toFixed(1)
+          process.stderr.write(`${format} ${size} ${approach} run ${run + 1}: cold ${rate(measurement.cold)} MB/s, warm ${rate(measurement.warm)} MB/s, ${measurement.cold.items} items\n`)
         }
       }
+      const rateOf = (m: Measurement): number => fileBytes / MB / (m.ms / 1000)
+      const medianRate = (approach: Approach, phase: 'cold' | 'warm'): number | undefined => {
+        const all = results.get(approach)
+        return all === undefined || all.length === 0 ? undefined : median(all.map(m => rateOf(m[phase])))
+      }
       const baseline = format === 'json' ? 'json-parse' : 'ndjson-json-parse'
-      const baselineRate = median(results.get(baseline)!.map(m => fileBytes / MB / (m.ms / 1000)))
       for (const approach of approaches) {
         const reason = skipped.get(approach)
         if (reason !== undefined) {
@@ -295,37 +404,48 @@ async function main (): Promise<void> {
           continue
         }
         const all = results.get(approach)!
-        const rate = median(all.map(m => fileBytes / MB / (m.ms / 1000)))
-        if (approach === 'stream-json') streamJsonRate = rate
-        const counts = new Set(all.map(m => m.items))
+        const counts = new Set(all.flatMap(m => [m.cold.items, m.warm.items]))
         if (counts.size !== 1) throw new Error(`${approach} counted different numbers of items: ${[...counts].join(', ')}`)
+        const figures = (phase: 'cold' | 'warm'): PhaseFigures => {
+          const rate = medianRate(approach, phase)!
+          const floor = medianRate('floor', phase)
+          return {
+            mbPerSecond: rate,
+            mbPerCpuSecond: median(all.map(m => fileBytes / MB / (m[phase].cpuMs / 1000))),
+            peakRssMB: median(all.map(m => m[phase].peakRssBytes / MB)),
+            gcMs: median(all.map(m => m[phase].gcMs)),
+            ratioVsJsonParse: rate / medianRate(baseline, phase)!,
+            ...(floor === undefined ? {} : { ratioVsFloor: rate / floor })
+          }
+        }
+        if (approach === 'stream-json') streamJsonRate = medianRate(approach, 'cold')!
         rows.push({
           format,
           size,
           bytes: fileBytes,
           approach,
           runs: all.length,
-          mbPerSecond: rate,
-          mbPerCpuSecond: median(all.map(m => fileBytes / MB / (m.cpuMs / 1000))),
-          peakRssMB: median(all.map(m => m.peakRssBytes / MB)),
-          idleRssMB: median(all.map(m => m.idleRssBytes / MB)),
-          gcMs: median(all.map(m => m.gcMs)),
-          ratioVsJsonParse: rate / baselineRate,
+          cold: figures('cold'),
+          warm: figures('warm'),
+          idleRssMB: median(all.map(m => m.cold.idleRssBytes / MB)),
           all
         })
       }
-      const itemCounts = new Set(rows.filter(row => row.size === size && row.format === format && row.all !== undefined).map(row => row.all![0]!.items))
+      const itemCounts = new Set(rows.filter(row => row.size === size && row.format === format && row.all !== undefined).map(row => row.all![0]!.cold.items))
       if (itemCounts.size !== 1) throw new Error(`approaches disagree on the item count at ${format} ${size}: ${[...itemCounts].join(', ')}`)
       fs.rmSync(file)
     }
   } finally {
     cleanup()
   }
-  console.log(table(rows))
+  const printed = table(rows)
+  console.log(printed)
   const resultsDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../benchmark/results')
   fs.mkdirSync(resultsDir, { recursive: true })
   const out = path.join(resultsDir, 'parse.json')
-  fs.writeFileSync(out, JSON.stringify({ node: process.version, cpus: os.cpus().length, runs, date: new Date().toISOString(), rows }, null, 2) + '\n')
+  const date = new Date().toISOString()
+  fs.writeFileSync(out, JSON.stringify({ node: process.version, cpus: os.cpus().length, loadAverage: os.loadavg()[0], runs, warmups, date, rows }, null, 2) + '\n')
+  fs.writeFileSync(path.join(resultsDir, 'parse.md'), `${printed}\n\nnode ${process.version}, ${os.cpus().length} CPUs, ${date}; \`node dist/benchmark/parse.js ${process.argv.slice(2).join(' ')}\`\n`)
   console.log(`results written to ${path.relative(process.cwd(), out)}`)
 }
 

@@ -20,12 +20,14 @@ const HELP = `Usage: npm run profile:cpu -- [options]
   --size SIZE       body size, e.g. 50MB (default), 500MB, 2GB
   --interval US     sampling interval in microseconds (default: 500)
   --top N           how many functions to print (default: 10)
+  --warmups N       requests of --warmup-size before the profiled one (default: 1; 0 profiles
+                    the first request of the process, cold)
+  --warmup-size S   body size of each warm-up request (default: 2MB)
   --out DIR         where to write <approach>-<size>.cpuprofile (default: benchmark/results)
   -h, --help        this text
 `
 
 const PACKAGE_ROOT = fileURLToPath(new URL('../../', import.meta.url))
-const WARMUP_BYTES = 2 * 1024 * 1024
 
 const { values } = parseArgs({
   options: {
@@ -33,6 +35,8 @@ const { values } = parseArgs({
     size: { type: 'string', default: '50MB' },
     interval: { type: 'string', default: '500' },
     top: { type: 'string', default: '10' },
+    warmups: { type: 'string', default: '1' },
+    'warmup-size': { type: 'string', default: '2MB' },
     out: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false }
   }
@@ -52,13 +56,18 @@ async function main (): Promise<number> {
   if (!Number.isInteger(top) || top < 1) throw new Error('--top must be a positive integer')
   const outDir = path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results'))
 
-  const app = await buildApp(approach, Math.max(size, WARMUP_BYTES) + 1024)
+  const warmups = Number(values.warmups)
+  if (!Number.isInteger(warmups) || warmups < 0) throw new Error('--warmups must be a non-negative integer')
+  const warmupBytes = parseSize(values['warmup-size'] ?? '2MB')
+  const app = await buildApp(approach, Math.max(size, warmupBytes) + 1024)
   const url = `${await app.listen({ port: 0, host: '127.0.0.1' })}${ROUTE}`
   const timeoutMs = 60_000 + Math.ceil(size / (1024 ** 2)) * 1000
   const session = new Session()
   try {
-    const warmup = await sendJsonArray({ kind: 'json', url, size: WARMUP_BYTES, timeoutMs })
-    if (!warmup.ok) throw new Error(`warm-up request failed: ${warmup.error}`)
+    for (let i = 0; i < warmups; i++) {
+      const warmup = await sendJsonArray({ kind: 'json', url, size: warmupBytes, timeoutMs })
+      if (!warmup.ok) throw new Error(`warm-up request failed: ${warmup.error}`)
+    }
     session.connect()
     await session.post('Profiler.enable')
     await session.post('Profiler.setSamplingInterval', { interval })

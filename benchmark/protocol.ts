@@ -15,14 +15,17 @@ export type ServerMessage =
 export interface ClientJob {
   /**
    * A JSON array of `size` bytes, a multipart upload of one file of `size` bytes, or a JSON array
-   * of at most `size` bytes of rows for a bulk-import server.
+   * of at most `size` bytes of rows for a bulk-import server, or `streams` JSON arrays of `size`
+   * bytes at once.
    */
-  kind: 'json' | 'upload' | 'import'
+  kind: 'json' | 'upload' | 'import' | 'json-concurrent'
   url: string
   /** Body size in bytes. */
   size: number
   /** Give up after this many milliseconds. */
   timeoutMs: number
+  /** json-concurrent only: how many bodies of `size` bytes to send at once, one connection each. */
+  streams?: number
   /** Uploads only: abort the request once this many file bytes are sent (a client that goes away). */
   abortAfterBytes?: number
 }

@@ -6,20 +6,28 @@ import { formatSize, mb } from './units.js'
 
 // The benchmark's results: the JSON it writes, the Markdown table it prints, the SVG charts.
 
+/** The measured requests of one phase (cold or warm) of a cell, one per fresh server process. */
+export interface PhaseResult {
+  runs: RunResult[]
+  median: { ms: number, rssBytes: number, heapBytes: number } | null
+}
+
 export interface CellResult {
   approach: Approach
   sizeBytes: number
   items: number
-  /** Runs asked for; fewer are recorded when one fails (the rest are not attempted). */
+  /** Server processes asked for; fewer are recorded when one fails (the rest are not attempted). */
   runsPlanned: number
-  runs: RunResult[]
+  /** The first request of each fresh server process: what a server sees after a deploy or restart. */
+  cold: PhaseResult
+  /** The same request after warm-up requests on the same process: what a long-running server sees. */
+  warm: PhaseResult
   /** Why this approach could not take this size: `OOM`, `ERR_STRING_TOO_LONG`, an error... */
   failure: string | null
   /** The error message, the server's last words. */
   failureDetail: string | null
   /** Whether the failure is one the comparison expects (the buffering approach running out of memory). */
   failureExpected: boolean
-  median: { ms: number, rssBytes: number, heapBytes: number } | null
 }
 
 export interface Machine {
@@ -37,7 +45,8 @@ export interface Machine {
 
 export interface BenchReport {
   tool: 'nexure-bench'
-  version: 1
+  /** 2: cold and warm per cell (1, before: one request after a 2 MB warm-up). */
+  version: 2
   date: string
   command: string
   machine: Machine
@@ -45,6 +54,8 @@ export interface BenchReport {
     sizes: number[]
     approaches: Approach[]
     maxOldSpaceSizeMB: number | null
+    /** Requests between the cold and the warm measurement, and the largest of their bodies. */
+    warmupRequests: number
     warmupBytes: number
   }
   cells: CellResult[]
@@ -90,59 +101,81 @@ function ratio (value: number, base: number): string {
   return r >= 10 ? `${r.toFixed(0)}x` : `${r.toFixed(2)}x`
 }
 
-/** The `vs Standard` cell: this approach's median over Standard's at the same size. */
-function versusStandard (cell: CellResult, standard: CellResult | undefined): string {
-  if (cell.approach === 'standard') return cell.median === null ? '—' : 'baseline'
-  if (cell.median === null) return '—'
+/** Standard's time over this approach's (higher is faster), and this peak RSS over Standard's. */
+function versusStandard (cell: CellResult, standard: CellResult | undefined, phase: 'cold' | 'warm'): string {
+  const mine = cell[phase].median
+  if (mine === null) return '—'
+  if (cell.approach === 'standard') return 'baseline'
   if (standard === undefined) return 'not measured'
-  if (standard.median === null) return `Standard: ${standard.failure ?? 'failed'}`
-  return `time ${ratio(cell.median.ms, standard.median.ms)}, RSS ${ratio(cell.median.rssBytes, standard.median.rssBytes)}, heap ${ratio(cell.median.heapBytes, standard.median.heapBytes)}`
+  const base = standard[phase].median
+  if (base === null) return `Standard: ${standard.failure ?? 'failed'}`
+  return `speed ${ratio(base.ms, mine.ms)}, RSS ${ratio(mine.rssBytes, base.rssBytes)}`
 }
 
+function runsLabel (cell: CellResult): string {
+  const cold = cell.cold.runs.length
+  const warm = cell.warm.runs.length
+  return cold === warm ? String(cold) : `${cold} / ${warm}`
+}
+
+/**
+ * Cold and warm side by side: each row is one approach at one size, medians over fresh server
+ * processes (the Runs column), each process measured on its first request and again once warm.
+ */
 export function markdownTable (report: BenchReport): string {
   const lines = [
-    '| Size | Approach | Median time (ms) | Peak RSS (MB) | Peak heap (MB) | vs Standard |',
-    '|---|---|--:|--:|--:|---|'
+    '| Size | Approach | Runs | Cold time (ms) | Warm time (ms) | Warm MB/s | Peak RSS cold / warm (MB) | Peak heap cold / warm (MB) | vs Standard, cold | vs Standard, warm |',
+    '|---|---|--:|--:|--:|--:|--:|--:|---|---|'
   ]
   for (const size of report.settings.sizes) {
     const cells = report.cells.filter(c => c.sizeBytes === size)
     const standard = cells.find(c => c.approach === 'standard')
     for (const cell of cells) {
-      const runs = cell.runs.length === 1 ? ' (1 run)' : ''
-      const label = APPROACH_LABELS[cell.approach]
-      if (cell.median === null) {
-        const why = cell.failure ?? 'failed'
-        lines.push(`| ${formatSize(size)} | ${label} | ${why} | ${why} | ${why} | ${versusStandard(cell, standard)} |`)
-      } else {
-        lines.push(`| ${formatSize(size)} | ${label} | ${ms(cell.median.ms)}${runs} | ${mb(cell.median.rssBytes)} | ${mb(cell.median.heapBytes)} | ${versusStandard(cell, standard)} |`)
-      }
+      const why = cell.failure ?? 'failed'
+      const cold = cell.cold.median
+      const warm = cell.warm.median
+      const pair = (pick: (m: NonNullable<PhaseResult['median']>) => string): string =>
+        `${cold === null ? why : pick(cold)} / ${warm === null ? why : pick(warm)}`
+      lines.push([
+        '', formatSize(size), APPROACH_LABELS[cell.approach], runsLabel(cell),
+        cold === null ? why : ms(cold.ms),
+        warm === null ? why : ms(warm.ms),
+        warm === null ? why : (size / 1024 ** 2 / (warm.ms / 1000)).toFixed(1),
+        pair(m => mb(m.rssBytes)),
+        pair(m => mb(m.heapBytes)),
+        versusStandard(cell, standard, 'cold'),
+        versusStandard(cell, standard, 'warm'),
+        ''
+      ].join(' | ').trim())
     }
   }
   return lines.join('\n') + '\n'
 }
 
-function series (report: BenchReport, pick: (m: NonNullable<CellResult['median']>) => number): ChartSeries[] {
+function series (report: BenchReport, phase: 'cold' | 'warm', pick: (m: NonNullable<PhaseResult['median']>) => number): ChartSeries[] {
   return report.settings.approaches.map(approach => ({
-    name: APPROACH_LABELS[approach],
+    name: `${APPROACH_LABELS[approach]}, ${phase}`,
     color: APPROACH_COLORS[approach],
-    points: report.cells.filter(c => c.approach === approach).map(c => c.median === null
-      ? { x: c.sizeBytes, y: null, failure: c.failure ?? 'failed' }
-      : { x: c.sizeBytes, y: pick(c.median) })
+    dashed: phase === 'cold',
+    points: report.cells.filter(c => c.approach === approach).map(c => {
+      const m = c[phase].median
+      return m === null ? { x: c.sizeBytes, y: null, failure: c.failure ?? 'failed' } : { x: c.sizeBytes, y: pick(m) }
+    })
   }))
 }
 
-function subtitle (report: BenchReport): string {
+function subtitle (report: BenchReport, what: string): string {
   const m = report.machine
-  return `median of fresh server processes · ${m.cpu} (${m.cores} cores), Node ${m.node} · ${report.date.slice(0, 10)}`
+  return `${what}, medians over fresh server processes · ${m.cpu} (${m.cores} cores), Node ${m.node} · ${report.date.slice(0, 10)}`
 }
 
 export function timeChart (report: BenchReport): string {
   return lineChart({
     title: 'Time to take a JSON array body (lower is better)',
-    subtitle: subtitle(report),
+    subtitle: subtitle(report, 'warm (solid) and first request (dashed)'),
     xLabel: 'Body size',
     yLabel: 'Median time (log scale)',
-    series: series(report, m => m.ms),
+    series: [...series(report, 'warm', m => m.ms), ...series(report, 'cold', m => m.ms)],
     formatX: formatSize,
     formatY: y => y >= 1000 ? `${y / 1000} s` : `${y} ms`
   })
@@ -150,11 +183,11 @@ export function timeChart (report: BenchReport): string {
 
 export function memoryChart (report: BenchReport): string {
   return lineChart({
-    title: 'Peak server RSS (lower is better)',
-    subtitle: subtitle(report),
+    title: 'Peak server RSS, warm (lower is better)',
+    subtitle: subtitle(report, 'warm'),
     xLabel: 'Body size',
     yLabel: 'Peak RSS (log scale)',
-    series: series(report, m => m.rssBytes / 1024 ** 2),
+    series: series(report, 'warm', m => m.rssBytes / 1024 ** 2),
     formatX: formatSize,
     formatY: y => `${y} MB`
   })

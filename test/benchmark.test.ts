@@ -118,22 +118,32 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
   const { stdout, stderr } = await bench
   const jsonFile = readdirSync(out).find(name => /^bench-.*\.json$/.test(name))
   t.ok(jsonFile, 'wrote the results as JSON')
+  type Run = { ms: number, rssBytes: number, heapBytes: number }
   const report = JSON.parse(readFileSync(path.join(out, jsonFile ?? 'missing'), 'utf8')) as {
     ok: boolean
+    version: number
     machine: { node: string, v8?: string }
-    cells: Array<{ approach: string, sizeBytes: number, items: number, failure: string | null, runs: Array<{ ms: number, rssBytes: number, heapBytes: number }> }>
+    settings: { warmupRequests: number }
+    cells: Array<{ approach: string, sizeBytes: number, items: number, failure: string | null, cold: { runs: Run[], median: Run | null }, warm: { runs: Run[], median: Run | null } }>
   }
   t.equal(report.ok, true, 'no approach failed', { stderr: stderr.slice(-2000) })
+  t.equal(report.version, 2)
+  t.equal(report.settings.warmupRequests, 2, 'two warm-up requests by default')
   t.same(report.cells.map(c => `${c.approach}@${c.sizeBytes}`).sort(),
     ['naive@102400', 'naive@1228800', 'nexure@102400', 'nexure@1228800', 'standard@102400', 'standard@1228800'])
   for (const cell of report.cells) {
     t.equal(cell.failure, null, `${cell.approach} ${cell.sizeBytes}: no failure`)
     t.equal(cell.items, itemCount(cell.sizeBytes), `${cell.approach} ${cell.sizeBytes}: expected item count recorded`)
-    t.equal(cell.runs.length, 1)
-    const [only] = cell.runs
-    t.ok(only !== undefined && only.ms > 0 && only.rssBytes > 10 * 1024 ** 2 && only.heapBytes > 1024 ** 2, `${cell.approach} ${cell.sizeBytes}: plausible time and peaks`)
+    for (const phase of ['cold', 'warm'] as const) {
+      t.equal(cell[phase].runs.length, 1, `${cell.approach} ${cell.sizeBytes} ${phase}: one run`)
+      const [only] = cell[phase].runs
+      t.ok(only !== undefined && only.ms > 0 && only.rssBytes > 10 * 1024 ** 2 && only.heapBytes > 1024 ** 2, `${cell.approach} ${cell.sizeBytes} ${phase}: plausible time and peaks`)
+      t.same(cell[phase].median, { ms: only?.ms, rssBytes: only?.rssBytes, heapBytes: only?.heapBytes }, `${cell.approach} ${cell.sizeBytes} ${phase}: the median of one run is that run`)
+    }
   }
-  t.match(stdout, /\| Size \| Approach \| Median time \(ms\) \| Peak RSS \(MB\) \| Peak heap \(MB\) \| vs Standard \|/)
+  t.match(stdout, /\| Size \| Approach \| Runs \| Cold time \(ms\) \| Warm time \(ms\) \| Warm MB\/s \| Peak RSS cold \/ warm \(MB\) \| Peak heap cold \/ warm \(MB\) \| vs Standard, cold \| vs Standard, warm \|/)
+  t.match(stdout, /\| 1\.2MB \| nexure \| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \| [\d.]+ \/ [\d.]+ \| speed [\d.]+x, RSS [\d.]+x \| speed [\d.]+x, RSS [\d.]+x \|/)
+  t.match(stderr, /each run: a fresh server process, the measured request \(cold\), 2 warm-up request\(s\)/)
   // Memory figures depend on the Node.js line (V8 sizes its heap differently from one to the
   // next): the header, the footer under the table and the results say which one ran.
   const runsOn = `Node ${process.version} (V8 ${process.versions.v8}) on `
@@ -144,7 +154,8 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
   for (const chart of ['bench-time.svg', 'bench-memory.svg']) {
     const svg = readFileSync(path.join(out, chart), 'utf8')
     t.match(svg, /^<svg[^>]+xmlns="http:\/\/www\.w3\.org\/2000\/svg"/, `${chart} is an SVG`)
-    t.equal((svg.match(/<polyline /g) ?? []).length, 3, `${chart}: one line per approach`)
+    // Time: warm and cold per approach; memory: warm per approach.
+    t.equal((svg.match(/<polyline /g) ?? []).length, chart === 'bench-time.svg' ? 6 : 3, `${chart}: lines per approach`)
   }
 })
 
@@ -152,8 +163,8 @@ t.test('a server that runs out of memory is reported in its cell, and nexure doe
   // A 32 MB heap cannot hold a 40MB body as one string: Standard dies, which the table shows
   // (an expected outcome, so the run still exits 0); nexure takes it in constant memory.
   const { stdout } = await oom
-  t.match(stdout, /\| 40MB \| Standard \| OOM \|/)
-  t.match(stdout, /\| 40MB \| nexure \| [\d.]+ \(1 run\) \| [\d.]+ \| [\d.]+ \| Standard: OOM \|/)
+  t.match(stdout, /\| 40MB \| Standard \| 0 \| OOM \| OOM \| OOM \| OOM \/ OOM \| OOM \/ OOM \| — \| — \|/)
+  t.match(stdout, /\| 40MB \| nexure \| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \| [\d.]+ \/ [\d.]+ \| Standard: OOM \| Standard: OOM \|/)
 })
 
 t.test('the compiled upload bench leaves no files behind and checks every byte', async t => {
