@@ -16,14 +16,7 @@ import {
 import { JsonArrayScanner } from './array-scanner.js'
 import { NdjsonSplitter } from './ndjson-splitter.js'
 import type { BufferPool } from './buffer-pool.js'
-
-/** What to do with `__proto__` keys and `constructor.prototype`, as in Fastify's `onProtoPoisoning`. */
-export type PoisoningAction = 'error' | 'remove' | 'ignore'
-
-export interface SecureParseOptions {
-  protoAction: PoisoningAction
-  constructorAction: PoisoningAction
-}
+import { ENGINE_DEFAULTS, poisoningPolicy, type SecureParseOptions } from './engine-options.js'
 
 /** Where a fault is: the byte offset in the body, and the item index or 1-based line when known. */
 export interface FaultLocation {
@@ -38,9 +31,6 @@ export type LocatedError = Error & { code: string, statusCode: number, offset: n
 const FORBIDDEN_MESSAGE = 'Object contains forbidden prototype property'
 const POSITION = / (?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?$/
 const SNIPPET = /, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s
-
-/** Default of `maxDepth`: JSON.stringify, Ajv and util.inspect recurse, and give up a few thousand levels down. */
-export const DEFAULT_MAX_DEPTH = 1000
 
 /** The message of a value nested deeper than `maxDepth`. */
 export function tooDeepDetail (maxDepth: number): string {
@@ -197,12 +187,6 @@ export function isForbiddenPropertyError (err: unknown): boolean {
   return err instanceof SyntaxError && err.message === FORBIDDEN_MESSAGE
 }
 
-export function normalizeAction (value: unknown, name: string): PoisoningAction {
-  if (value === undefined) return 'error'
-  if (value === 'error' || value === 'remove' || value === 'ignore') return value
-  throw new TypeError(`${name} must be 'error', 'remove' or 'ignore', got ${String(value)}`)
-}
-
 function where (location: FaultLocation): string {
   let text = `at byte offset ${location.offset}`
   if (location.line !== undefined) text += ` (line ${location.line})`
@@ -340,11 +324,7 @@ export function parseFailure (
  * located error a JsonArrayScanner would throw for the same bytes.
  */
 export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown {
-  const policy: SecureParseOptions = {
-    protoAction: normalizeAction(options.protoAction, 'protoAction'),
-    constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-  }
-  return parseJsonWhole(body, policy, options.maxDepth ?? DEFAULT_MAX_DEPTH)
+  return parseJsonWhole(body, poisoningPolicy(options), options.maxDepth ?? ENGINE_DEFAULTS.maxDepth)
 }
 
 /**

@@ -9,23 +9,21 @@
 // Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
 // skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
 
-import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
 import type { BufferPool } from './buffer-pool.js'
+import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
+import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
 import {
   byteOffsetOfChar,
   CarryBuffer,
-  DEFAULT_MAX_DEPTH,
   depthFault,
   depthFaultInBytes,
   invalidJsonError,
   itemTooLargeError,
   mayPoison,
-  normalizeAction,
   parseFailure,
   secureParse,
   tooDeepDetail
 } from './json-text.js'
-import type { PoisoningAction, SecureParseOptions } from './json-text.js'
 
 export interface NdjsonSplitterOptions {
   /**
@@ -68,12 +66,6 @@ const DESTROYED = Symbol('destroyed by onItems')
 const NEWLINE = 0x0a
 const RETURN = 0x0d
 
-function positiveInteger (value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value === 'number' && ((Number.isSafeInteger(value) && value > 0) || value === Infinity)) return value
-  throw new FST_NEXURE_INVALID_OPTION(name, `expected a positive integer, got ${String(value)}`)
-}
-
 export class NdjsonSplitter {
   readonly #onItems: (items: unknown[]) => void
   readonly #batchSize: number
@@ -93,14 +85,12 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     this.#onItems = onItems
-    this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
-    this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024)
-    this.#policy = {
-      protoAction: normalizeAction(options.protoAction, 'protoAction'),
-      constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-    }
-    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH)
-    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize)
+    const checked = resolveEngineOptions(options, NDJSON_KEYS)
+    this.#batchSize = checked.batchSize
+    this.#maxItemSize = checked.maxItemSize
+    this.#policy = checked.policy
+    this.#maxDepth = checked.maxDepth
+    this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize)
   }
 
   /** Bytes written so far. */
