@@ -4,7 +4,7 @@ import multipart from '@fastify/multipart'
 import { mkdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { streamUpload, type UploadedFile } from '../lib/index.js'
-import { sanitiseFilename } from '../lib/upload/filename.js'
+import { sanitizeFilename } from '../lib/upload/filename.js'
 import { eventually, listTree, testTempDir } from './helpers/multipart.js'
 
 // Filenames that try to leave the upload directory, as a client would send them.
@@ -25,12 +25,12 @@ const hostileNames: Array<[string, string]> = [
   ['é'.repeat(200), 'é'.repeat(127)]
 ]
 
-t.test('sanitiseFilename reduces hostile names to harmless base names', async t => {
-  for (const [input, expected] of hostileNames) t.equal(sanitiseFilename(input), expected, JSON.stringify(input))
-  t.equal(sanitiseFilename('ok\r\nname.txt'), 'okname.txt')
-  t.equal(sanitiseFilename(undefined), '')
-  t.equal(sanitiseFilename('report 2024.final.pdf'), 'report 2024.final.pdf', 'an ordinary name is kept as is')
-  t.ok(Buffer.byteLength(sanitiseFilename('x'.repeat(1000))) <= 255)
+t.test('sanitizeFilename reduces hostile names to harmless base names', async t => {
+  for (const [input, expected] of hostileNames) t.equal(sanitizeFilename(input), expected, JSON.stringify(input))
+  t.equal(sanitizeFilename('ok\r\nname.txt'), 'okname.txt')
+  t.equal(sanitizeFilename(undefined), '')
+  t.equal(sanitizeFilename('report 2024.final.pdf'), 'report 2024.final.pdf', 'an ordinary name is kept as is')
+  t.ok(Buffer.byteLength(sanitizeFilename('x'.repeat(1000))) <= 255)
 })
 
 function rawMultipart (boundary: string, filenameHeader: string, content: string): Buffer {
