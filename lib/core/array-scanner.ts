@@ -34,7 +34,7 @@ import {
   secureScan,
   tooDeepDetail
 } from './json-text.js'
-import type { FaultLocation, LocatedError } from './json-text.js'
+import type { LocatedError } from './json-text.js'
 import { formatPath } from './path.js'
 import type { PathSegment } from './path.js'
 
@@ -160,12 +160,6 @@ interface PathFrame {
   count: number
 }
 
-/** Where the scanner's own errors are reported from, when it locates a fault for another scanner. */
-const RELOCATE = Symbol('relocate')
-interface RelocatedOptions extends JsonScannerOptions {
-  [RELOCATE]?: { offset: number, item: number }
-}
-
 function describeFirstByte (byte: number): string {
   if (byte === OPEN_BRACE) return 'an object'
   if (byte === OPEN_BRACKET) return 'an array'
@@ -183,6 +177,34 @@ function isWhitespace (byte: number): boolean {
   return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
 }
 
+/** Where the string whose opening quote is just before bytes[i] ends (after its closing quote). */
+function stringEnd (bytes: Uint8Array, i: number): number {
+  while (i < bytes.length) {
+    const c = bytes[i]!
+    if (c === QUOTE) return i + 1
+    i += c === BACKSLASH ? 2 : 1
+  }
+  return bytes.length
+}
+
+/** Where the element starting at bytes[i] ends, in bytes the scanner has already checked. */
+function elementEnd (bytes: Uint8Array, i: number): number {
+  const c = bytes[i]!
+  if (c === QUOTE) return stringEnd(bytes, i + 1)
+  if (c !== OPEN_BRACE && c !== OPEN_BRACKET) {
+    while (i < bytes.length && ENDS_SCALAR[bytes[i]!] === 0) i++
+    return i
+  }
+  let depth = 0
+  while (i < bytes.length) {
+    const d = bytes[i++]!
+    if (d === QUOTE) i = stringEnd(bytes, i)
+    else if (d === OPEN_BRACE || d === OPEN_BRACKET) depth++
+    else if ((d === CLOSE_BRACE || d === CLOSE_BRACKET) && --depth === 0) return i
+  }
+  return i
+}
+
 export class JsonArrayScanner {
   readonly #onItems: (items: unknown[]) => void
   readonly #segments: PathSegment[]
@@ -193,8 +215,6 @@ export class JsonArrayScanner {
   readonly #maxDepth: number
   readonly #policy: SecureParseOptions
   readonly #carry: CarryBuffer
-  readonly #offsetShift: number
-  readonly #itemShift: number
 
   #mode = NAVIGATE
   #nav = N_ROOT
@@ -239,9 +259,6 @@ export class JsonArrayScanner {
     this.#maxDepth = checked.maxDepth
     this.#policy = checked.policy
     this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
-    const relocate = (options as RelocatedOptions)[RELOCATE]
-    this.#offsetShift = relocate?.offset ?? 0
-    this.#itemShift = relocate?.item ?? 0
   }
 
   /** Bytes written so far. */
@@ -675,7 +692,7 @@ export class JsonArrayScanner {
       }
     } catch (err) {
       const bytes = this.#view(buf, base, start, end)
-      throw this.#relocated(parseFailure(err, bytes, 0, bytes.length, start, 0, {}))
+      throw parseFailure(err, bytes, 0, bytes.length, start, 0, {})
     }
     if (purpose === KEY) {
       this.#onKey(value as string)
@@ -714,11 +731,11 @@ export class JsonArrayScanner {
     const policy = this.#policy
     const at = this.#keyOffset
     if (key === '__proto__' && policy.protoAction === 'error') {
-      throw this.#relocated(forbiddenPropertyError({ offset: at }, 'key "__proto__"'))
+      throw forbiddenPropertyError({ offset: at }, 'key "__proto__"')
     }
     if (key === 'prototype' && frame.isConstructorValue && policy.constructorAction !== 'ignore') {
       if (policy.constructorAction === 'error') {
-        throw this.#relocated(forbiddenPropertyError({ offset: at }, 'key "constructor.prototype"'))
+        throw forbiddenPropertyError({ offset: at }, 'key "constructor.prototype"')
       }
       throw this.#notArray('the "constructor" object on the path is removed by constructorAction \'remove\'', at)
     }
@@ -749,29 +766,27 @@ export class JsonArrayScanner {
     throw this.#settled(EMPTY, this.#bytes, this.#invalid('Unexpected end of JSON input', this.#bytes, inArray ? this.#elements : undefined))
   }
 
+  // A parse call failed. With one element, the failure says where; with several, each is parsed
+  // again alone, as a run of one is ('[' + element + ']'), and the first at fault is reported
+  // with its own offset and index. The scanner checked the bytes between the elements already,
+  // so finding where each one ends only needs strings and nesting (see elementEnd).
   #runFailure (err: unknown, buf: Buffer, base: number, start: number, end: number, count: number): LocatedError {
     const bytes = this.#view(buf, base, start, end)
-    const item = this.#runFirstItem
-    if (count === 1) return this.#relocated(parseFailure(err, bytes, 0, bytes.length, start, 1, { item }))
-    // Several elements: scan them again one per parse call to find the one at fault.
-    const options: RelocatedOptions = {
-      ...this.#policy,
-      maxItemSize: Infinity,
-      maxParseBytes: 1,
-      batchSize: 1,
-      [RELOCATE]: { offset: this.#offsetShift + start - 1, item: this.#itemShift + item }
-    }
-    const single = new JsonArrayScanner(options, () => {})
-    try {
-      single.write(Buffer.from('['))
-      single.write(bytes)
-      single.write(Buffer.from(']'))
-      single.end()
-    } catch (located) {
-      if (located instanceof Error && 'offset' in located) return located as LocatedError
+    const first = this.#runFirstItem
+    if (count === 1) return parseFailure(err, bytes, 0, bytes.length, start, 1, { item: first })
+    let i = 0
+    for (let k = 0; k < count; k++) {
+      while (i < bytes.length && (isWhitespace(bytes[i]!) || bytes[i] === COMMA)) i++
+      const from = i
+      i = elementEnd(bytes, i)
+      try {
+        secureParse('[' + bytes.toString('utf8', from, i) + ']', this.#policy)
+      } catch (alone) {
+        return parseFailure(alone, bytes, from, i, start + from, 1, { item: first + k })
+      }
     }
     const detail = isForbiddenPropertyError(err) ? 'forbidden property' : String(err)
-    return this.#invalid(detail, start, item)
+    return this.#invalid(detail, start, first)
   }
 
   // Before reporting a fault found by scanning, parse the elements before it that are still
@@ -782,22 +797,8 @@ export class JsonArrayScanner {
     return err
   }
 
-  #relocated (err: LocatedError): LocatedError {
-    if (this.#offsetShift === 0 && this.#itemShift === 0) return err
-    const location: FaultLocation = { offset: err.offset + this.#offsetShift }
-    if (err.item !== undefined) location.item = err.item + this.#itemShift
-    const detail = err.message.replace(/ at byte offset \d+(?: \(item \d+\))?$/, '')
-    if (err.code === 'FST_NEXURE_FORBIDDEN_PROPERTY') {
-      return forbiddenPropertyError(location, detail.replace(/^Object contains forbidden prototype property: ?/, ''))
-    }
-    return invalidJsonError(detail.replace(/^Invalid JSON body: /, ''), location)
-  }
-
   #invalid (detail: string, offset: number, item?: number): LocatedError {
-    return invalidJsonError(detail, {
-      offset: offset + this.#offsetShift,
-      item: item === undefined ? undefined : item + this.#itemShift
-    })
+    return invalidJsonError(detail, { offset, item })
   }
 
   // The captured value opens one level too many at body offset `offset`.
@@ -807,14 +808,14 @@ export class JsonArrayScanner {
   }
 
   #notArray (detail: string, offset: number): LocatedError {
-    return pathNotArrayError(this.#path, detail, { offset: offset + this.#offsetShift })
+    return pathNotArrayError(this.#path, detail, { offset })
   }
 
   #tooLarge (start: number): LocatedError {
     const what = this.#purpose === ELEMENT
       ? 'an array element'
       : this.#purpose === KEY ? 'a property name' : this.#purpose === ROOT ? 'the JSON value' : 'a value off the path'
-    const item = this.#purpose === ELEMENT ? this.#elements + this.#itemShift : undefined
-    return itemTooLargeError(`${what} starting`, this.#maxItemSize, { offset: start + this.#offsetShift, item })
+    const item = this.#purpose === ELEMENT ? this.#elements : undefined
+    return itemTooLargeError(`${what} starting`, this.#maxItemSize, { offset: start, item })
   }
 }
