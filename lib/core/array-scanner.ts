@@ -13,30 +13,40 @@
 // one run (< maxParseBytes), one partial element (<= maxItemSize) and the current chunk.
 // A run lying wholly inside the current chunk is decoded from the chunk, with no copy.
 //
-// With a `path`, the objects and arrays on the way to the array are walked by a small state
-// machine that holds one frame per path segment; every value off the path is captured whole
-// (bounded by maxItemSize), parsed to validate it and dropped.
+// Everything that is not an element of the streamed array (the path to it, and what follows it)
+// is walked by the PathNavigator (path-navigator.ts), which this scanner drives only outside its
+// element loop; the values the navigator meets are captured here and handed back to it.
 
 import { integer, REGISTRATION } from '../option-check.js'
 import type { BufferPool } from './buffer-pool.js'
 import { ARRAY_KEYS, ENGINE_DEFAULTS, pathOption, resolveEngineOptions } from './engine-options.js'
 import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
 import {
+  BACKSLASH,
+  CLOSE_BRACKET,
+  COMMA,
+  CONTAINER_CLASS,
+  describeByte,
+  elementEnd,
+  EMPTY,
+  ENDS_SCALAR,
+  isWhitespace,
+  OPEN_BRACE,
+  OPEN_BRACKET,
+  QUOTE,
+  STARTS_SCALAR
+} from './json-bytes.js'
+import {
   CarryBuffer,
-  emptyBodyError,
-  forbiddenPropertyError,
   invalidJsonError,
   isForbiddenPropertyError,
   itemTooLargeError,
   parseFailure,
-  pathNotArrayError,
   secureParse,
-  secureScan,
   tooDeepDetail
 } from './json-text.js'
 import type { LocatedError } from './json-text.js'
-import { formatPath } from './path.js'
-import type { PathSegment } from './path.js'
+import { KEY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
 
 export interface JsonScannerOptions {
   /**
@@ -95,120 +105,14 @@ const AFTER_ELEMENT = 4
 const NAVIGATE = 5
 const CLOSED = 6
 
-// What a captured value is for.
+// What a captured value is for: an element of the streamed array, or one of the navigator's.
 const ELEMENT = 0
-const KEY = 1
-const OFF_PATH = 2
-const ROOT = 3
-
-// NAVIGATE states.
-const N_ROOT = 0
-const N_KEY_OR_CLOSE = 1
-const N_KEY = 2
-const N_COLON = 3
-const N_VALUE = 4
-const N_AFTER_VALUE = 5
-const N_VALUE_OR_CLOSE_ARRAY = 6
-const N_VALUE_IN_ARRAY = 7
-const N_AFTER_VALUE_IN_ARRAY = 8
-const N_TRAILING = 9
-
-const QUOTE = 0x22
-const BACKSLASH = 0x5c
-const COMMA = 0x2c
-const COLON = 0x3a
-const OPEN_BRACE = 0x7b
-const CLOSE_BRACE = 0x7d
-const OPEN_BRACKET = 0x5b
-const CLOSE_BRACKET = 0x5d
-const BOM = [0xef, 0xbb, 0xbf]
-
-// Byte classes for the element loop: 1 a quote, 2 an opening bracket, 3 a closing one.
-const CONTAINER_CLASS = new Uint8Array(256)
-CONTAINER_CLASS[QUOTE] = 1
-CONTAINER_CLASS[OPEN_BRACE] = 2
-CONTAINER_CLASS[OPEN_BRACKET] = 2
-CONTAINER_CLASS[CLOSE_BRACE] = 3
-CONTAINER_CLASS[CLOSE_BRACKET] = 3
-
-// Bytes that end a number/true/false/null token. Anything else stays in the token and the parse
-// call judges it, so 'tru', '1x' and stray UTF-8 are rejected by JSON.parse itself.
-const ENDS_SCALAR = new Uint8Array(256)
-for (const byte of [0x20, 0x09, 0x0a, 0x0d, COMMA, COLON, QUOTE, OPEN_BRACE, CLOSE_BRACE, OPEN_BRACKET, CLOSE_BRACKET]) {
-  ENDS_SCALAR[byte] = 1
-}
-
-// Bytes that may start a number/true/false/null. Checking the first byte keeps a stray byte
-// (a BOM, which a lone parse call would strip) from passing as the start of a value.
-const STARTS_SCALAR = new Uint8Array(256)
-for (const byte of Buffer.from('-0123456789tfn')) STARTS_SCALAR[byte] = 1
-
-const EMPTY = Buffer.alloc(0)
 
 /** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
 
-interface PathFrame {
-  readonly isArray: boolean
-  /** This object is the value of a `constructor` key (secure-json-parse looks for its `prototype`). */
-  readonly isConstructorValue: boolean
-  /** The path segment this frame resolves. */
-  readonly segment: PathSegment
-  /** The segment was found here (a second occurrence is refused). */
-  matched: boolean
-  /** Elements seen so far (arrays). */
-  count: number
-}
-
-function describeFirstByte (byte: number): string {
-  if (byte === OPEN_BRACE) return 'an object'
-  if (byte === OPEN_BRACKET) return 'an array'
-  if (byte === QUOTE) return 'a string'
-  if (byte === 0x74 || byte === 0x66) return 'a boolean'
-  if (byte === 0x6e) return 'null'
-  return 'a number'
-}
-
-function describeByte (byte: number): string {
-  return byte >= 0x21 && byte < 0x7f ? `'${String.fromCharCode(byte)}'` : `byte 0x${byte.toString(16).padStart(2, '0').toUpperCase()}`
-}
-
-function isWhitespace (byte: number): boolean {
-  return byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09
-}
-
-/** Where the string whose opening quote is just before bytes[i] ends (after its closing quote). */
-function stringEnd (bytes: Uint8Array, i: number): number {
-  while (i < bytes.length) {
-    const c = bytes[i]!
-    if (c === QUOTE) return i + 1
-    i += c === BACKSLASH ? 2 : 1
-  }
-  return bytes.length
-}
-
-/** Where the element starting at bytes[i] ends, in bytes the scanner has already checked. */
-function elementEnd (bytes: Uint8Array, i: number): number {
-  const c = bytes[i]!
-  if (c === QUOTE) return stringEnd(bytes, i + 1)
-  if (c !== OPEN_BRACE && c !== OPEN_BRACKET) {
-    while (i < bytes.length && ENDS_SCALAR[bytes[i]!] === 0) i++
-    return i
-  }
-  let depth = 0
-  while (i < bytes.length) {
-    const d = bytes[i++]!
-    if (d === QUOTE) i = stringEnd(bytes, i)
-    else if (d === OPEN_BRACE || d === OPEN_BRACKET) depth++
-    else if ((d === CLOSE_BRACE || d === CLOSE_BRACKET) && --depth === 0) return i
-  }
-  return i
-}
-
 export class JsonArrayScanner {
   readonly #onItems: (items: unknown[]) => void
-  readonly #segments: PathSegment[]
-  readonly #path: string
   readonly #batchSize: number
   readonly #maxItemSize: number
   readonly #maxParseBytes: number
@@ -216,9 +120,9 @@ export class JsonArrayScanner {
   readonly #policy: SecureParseOptions
   readonly #carry: CarryBuffer
 
+  readonly #navigator: PathNavigator
   #mode = NAVIGATE
-  #nav = N_ROOT
-  #purpose = ROOT
+  #purpose: number = ROOT
   #depth = 0
   /** Levels the value being captured may open: maxDepth less the levels around it. */
   #depthRoom = 0
@@ -227,8 +131,8 @@ export class JsonArrayScanner {
   /** Body offset where the value being captured starts, or -1. */
   #valueStart = -1
   #closeAllowed = true
-  #bomPosition = 0
-  #sawValue = false
+  /** Levels an element of the streamed array may open: maxDepth less the levels around the array. */
+  #elementRoom = 0
 
   #runStart = 0
   #runEnd = 0
@@ -242,23 +146,21 @@ export class JsonArrayScanner {
   /** Body offset of the first byte in the carry-over. */
   #carryStart = 0
 
-  readonly #frames: PathFrame[] = []
-  #key = ''
-  #keyMatches = false
-  #keyOffset = 0
-
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
     this.#onItems = onItems
     const checked = resolveEngineOptions(options, ARRAY_KEYS)
-    this.#segments = pathOption(REGISTRATION, 'path', options.path)
-    this.#path = options.path ?? ''
     this.#batchSize = checked.batchSize
     this.#maxItemSize = checked.maxItemSize
     this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
     this.#maxDepth = checked.maxDepth
     this.#policy = checked.policy
     this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
+    const host: NavigatorHost = {
+      capture: (buf, base, i, purpose, levels) => this.#capture(buf, base, i, purpose, levels),
+      enterTarget: (i, levels) => this.#enterTarget(i, levels)
+    }
+    this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy)
   }
 
   /** Bytes written so far. */
@@ -359,7 +261,7 @@ export class JsonArrayScanner {
         this.#valueStart = base + i
         this.#purpose = ELEMENT
         if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-          this.#depthRoom = this.#maxDepth - this.#frames.length - 1
+          this.#depthRoom = this.#elementRoom
           if (this.#depthRoom < 1) throw this.#settled(buf, base, this.#tooDeep(base + i))
           this.#depth = 1
           this.#mode = CONTAINER
@@ -395,7 +297,7 @@ export class JsonArrayScanner {
         while (i < n && ENDS_SCALAR[buf[i]!] === 0) i++
         if (i < n) i = this.#valueEnd(buf, base, i)
       } else if (mode === NAVIGATE) {
-        i = this.#navigate(buf, base, i)
+        i = this.#navigator.navigate(buf, base, i)
       } else {
         return
       }
@@ -504,23 +406,18 @@ export class JsonArrayScanner {
       this.#emit(batch)
     }
     this.#mode = NAVIGATE
-    this.#afterValue()
+    this.#navigator.afterValue()
     return i
   }
 
-  // Where NAVIGATE goes once a value in the current frame is complete.
-  #afterValue (): void {
-    const frame = this.#frames[this.#frames.length - 1]
-    this.#nav = frame === undefined ? N_TRAILING : frame.isArray ? N_AFTER_VALUE_IN_ARRAY : N_AFTER_VALUE
-    if (frame?.isArray === true) frame.count++
-  }
 
-  #startValue (buf: Buffer, base: number, i: number, purpose: number): number {
+  // The navigator met a value to capture whole (a key, a value off the path, a top-level value).
+  #capture (buf: Buffer, base: number, i: number, purpose: Purpose, levels: number): number {
     const c = buf[i]!
     this.#valueStart = base + i
     this.#purpose = purpose
     if (c === OPEN_BRACE || c === OPEN_BRACKET) {
-      this.#depthRoom = this.#maxDepth - this.#frames.length
+      this.#depthRoom = this.#maxDepth - levels
       if (this.#depthRoom < 1) throw this.#tooDeep(base + i)
       this.#depth = 1
       this.#mode = CONTAINER
@@ -536,230 +433,43 @@ export class JsonArrayScanner {
     return i + 1
   }
 
-  #enterTarget (i: number): number {
+  #enterTarget (i: number, levels: number): number {
+    this.#elementRoom = this.#maxDepth - levels - 1
     this.#mode = BEFORE_ELEMENT
     this.#closeAllowed = true
     return i + 1
   }
 
-  // Everything outside the streamed array's elements: byte by byte, but it is only punctuation,
-  // whitespace and the start of captured values.
-  #navigate (buf: Buffer, base: number, i: number): number {
-    const n = buf.length
-    for (; i < n; i++) {
-      const c = buf[i]!
-      if (this.#bomPosition < 3) {
-        if (base + i === this.#bomPosition && c === BOM[this.#bomPosition]) {
-          this.#bomPosition++
-          continue
-        }
-        if (this.#bomPosition > 0) throw this.#invalid('Invalid UTF-8 byte order mark', 0)
-        this.#bomPosition = 3
-      }
-      if (isWhitespace(c)) continue
-      switch (this.#nav) {
-        case N_ROOT:
-          this.#sawValue = true
-          return this.#rootValue(buf, base, i)
-        case N_KEY_OR_CLOSE:
-        case N_KEY:
-          if (c === CLOSE_BRACE && this.#nav === N_KEY_OR_CLOSE) {
-            this.#closeFrame(base + i)
-            break
-          }
-          if (c !== QUOTE) {
-            const why = c === CLOSE_BRACE ? ' (trailing comma)' : ''
-            throw this.#invalid(`Expected a property name, found ${describeByte(c)}${why}`, base + i)
-          }
-          this.#keyOffset = base + i
-          return this.#startValue(buf, base, i, KEY)
-        case N_COLON:
-          if (c !== COLON) throw this.#invalid(`Expected ':' after a property name, found ${describeByte(c)}`, base + i)
-          this.#nav = N_VALUE
-          break
-        case N_VALUE:
-          return this.#frameValue(buf, base, i)
-        case N_AFTER_VALUE:
-          if (c === COMMA) this.#nav = N_KEY
-          else if (c === CLOSE_BRACE) this.#closeFrame(base + i)
-          else throw this.#invalid(`Expected ',' or '}' after a property value, found ${describeByte(c)}`, base + i)
-          break
-        case N_VALUE_OR_CLOSE_ARRAY:
-          if (c === CLOSE_BRACKET) {
-            this.#closeFrame(base + i)
-            break
-          }
-          return this.#frameValue(buf, base, i)
-        case N_VALUE_IN_ARRAY:
-          if (c === CLOSE_BRACKET) throw this.#invalid('Unexpected \']\' (trailing comma), expected an array element', base + i)
-          return this.#frameValue(buf, base, i)
-        case N_AFTER_VALUE_IN_ARRAY:
-          if (c === COMMA) this.#nav = N_VALUE_IN_ARRAY
-          else if (c === CLOSE_BRACKET) this.#closeFrame(base + i)
-          else throw this.#invalid(`Expected ',' or ']' after an array element, found ${describeByte(c)}`, base + i)
-          break
-        default:
-          throw this.#invalid(`Unexpected ${describeByte(c)} after the JSON value`, base + i)
-      }
-    }
-    return i
-  }
 
-  #rootValue (buf: Buffer, base: number, i: number): number {
-    const c = buf[i]!
-    const segments = this.#segments
-    if (segments.length === 0) {
-      if (c === OPEN_BRACKET) return this.#enterTarget(i)
-      return this.#startValue(buf, base, i, ROOT)
-    }
-    const first = segments[0]!
-    if (c === OPEN_BRACE && typeof first === 'string') {
-      this.#pushFrame(false, false)
-      return i + 1
-    }
-    if (c === OPEN_BRACKET && typeof first === 'number') {
-      this.#pushFrame(true, false)
-      return i + 1
-    }
-    if (STARTS_SCALAR[c] === 1 || c === OPEN_BRACKET || c === OPEN_BRACE || c === QUOTE) {
-      throw this.#notArray(`the top-level value is ${describeFirstByte(c)}`, base + i)
-    }
-    throw this.#invalid(`Unexpected ${describeByte(c)}, expected a value`, base + i)
-  }
 
-  #pushFrame (isArray: boolean, isConstructorValue: boolean): void {
-    const segment = this.#segments[this.#frames.length]!
-    this.#frames.push({ isArray, isConstructorValue, segment, matched: false, count: 0 })
-    this.#nav = isArray ? N_VALUE_OR_CLOSE_ARRAY : N_KEY_OR_CLOSE
-  }
 
-  #closeFrame (offset: number): void {
-    const frame = this.#frames.pop()!
-    if (!frame.matched) {
-      const depth = this.#frames.length
-      const where = depth === 0 ? 'the top-level array' : `the array at "${formatPath(this.#segments, depth)}"`
-      const detail = frame.isArray
-        ? `${where} has ${frame.count} element${frame.count === 1 ? '' : 's'}`
-        : depth === this.#segments.length - 1
-          ? 'the key is absent'
-          : `the key "${formatPath(this.#segments, depth + 1)}" is absent`
-      throw this.#notArray(detail, offset)
-    }
-    this.#afterValue()
-  }
 
-  // A value in a frame on the path: the next step of the path, or a value off it.
-  #frameValue (buf: Buffer, base: number, i: number): number {
-    const frames = this.#frames
-    const frame = frames[frames.length - 1]!
-    const onPath = frame.isArray ? frame.segment === frame.count : this.#keyMatches
-    if (!onPath) return this.#startValue(buf, base, i, OFF_PATH)
-    frame.matched = true
-    const c = buf[i]!
-    if (frames.length === this.#segments.length) {
-      if (c === OPEN_BRACKET) return this.#enterTarget(i)
-      if (STARTS_SCALAR[c] === 1 || c === OPEN_BRACE || c === QUOTE) throw this.#notArray(`found ${describeFirstByte(c)}`, base + i)
-      throw this.#invalid(`Unexpected ${describeByte(c)}, expected a value`, base + i)
-    }
-    const next = this.#segments[frames.length]!
-    if (c === OPEN_BRACE && typeof next === 'string') {
-      this.#pushFrame(false, !frame.isArray && this.#key === 'constructor')
-      return i + 1
-    }
-    if (c === OPEN_BRACKET && typeof next === 'number') {
-      this.#pushFrame(true, false)
-      return i + 1
-    }
-    if (STARTS_SCALAR[c] === 1 || c === OPEN_BRACKET || c === OPEN_BRACE || c === QUOTE) {
-      throw this.#notArray(`found ${describeFirstByte(c)} at "${formatPath(this.#segments, frames.length)}"`, base + i)
-    }
-    throw this.#invalid(`Unexpected ${describeByte(c)}, expected a value`, base + i)
-  }
 
-  // A captured key, value off the path, or top-level non-array value is complete.
+  // A value captured for the navigator is complete.
   #offPathValueEnd (buf: Buffer, base: number, i: number, start: number, end: number): number {
     const text = this.#text(buf, base, start, end)
-    const purpose = this.#purpose
+    const purpose = this.#purpose as Purpose
     this.#mode = NAVIGATE
-    let value: unknown
-    try {
-      if (purpose === KEY) {
-        value = JSON.parse(text)
-      } else if (purpose === ROOT) {
-        value = secureParse(text, this.#policy)
-      } else {
-        this.#checkOffPath(text)
-      }
-    } catch (err) {
+    const value = this.#navigator.captured(purpose, text, err => {
       const bytes = this.#view(buf, base, start, end)
-      throw parseFailure(err, bytes, 0, bytes.length, start, 0, {})
-    }
-    if (purpose === KEY) {
-      this.#onKey(value as string)
-    } else if (purpose === ROOT) {
-      this.#batch.push(value)
-      this.#nav = N_TRAILING
-    } else {
-      this.#afterValue()
-    }
+      return parseFailure(err, bytes, 0, bytes.length, start, 0, {})
+    })
+    if (purpose === ROOT) this.#batch.push(value)
     return i
-  }
-
-  // A value off the path is dropped; secure-json-parse's policy still applies to it, as it
-  // would to the whole body (a removed `__proto__` or `constructor` value is not looked into).
-  #checkOffPath (text: string): void {
-    const frame = this.#frames[this.#frames.length - 1]!
-    const key = frame.isArray ? undefined : this.#key
-    const policy = this.#policy
-    if (key === '__proto__') {
-      if (policy.protoAction === 'remove') JSON.parse(text)
-      else secureParse(text, policy)
-    } else if (key === 'constructor' && policy.constructorAction !== 'ignore') {
-      const value: unknown = JSON.parse(text)
-      if (value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
-        if (policy.constructorAction === 'error') throw new SyntaxError('Object contains forbidden prototype property')
-        return
-      }
-      secureScan(value, policy)
-    } else {
-      secureParse(text, policy)
-    }
-  }
-
-  #onKey (key: string): void {
-    const frame = this.#frames[this.#frames.length - 1]!
-    const policy = this.#policy
-    const at = this.#keyOffset
-    if (key === '__proto__' && policy.protoAction === 'error') {
-      throw forbiddenPropertyError({ offset: at }, 'key "__proto__"')
-    }
-    if (key === 'prototype' && frame.isConstructorValue && policy.constructorAction !== 'ignore') {
-      if (policy.constructorAction === 'error') {
-        throw forbiddenPropertyError({ offset: at }, 'key "constructor.prototype"')
-      }
-      throw this.#notArray('the "constructor" object on the path is removed by constructorAction \'remove\'', at)
-    }
-    const matches = key === frame.segment && !(key === '__proto__' && policy.protoAction === 'remove')
-    if (matches && frame.matched) {
-      throw this.#invalid(`nexure cannot stream a path given twice: key "${key}" appears again`, at)
-    }
-    this.#key = key
-    this.#keyMatches = matches
-    this.#nav = N_COLON
   }
 
   #finish (): void {
     if (this.#mode === SCALAR && this.#purpose === ROOT) {
       this.#valueEnd(EMPTY, this.#bytes, 0)
     }
-    if (this.#mode === NAVIGATE && this.#nav === N_TRAILING) {
+    if (this.#mode === NAVIGATE && this.#navigator.finished) {
       if (this.#batch.length > 0) this.#emit(this.#batch)
       this.#batch = []
       return
     }
-    if (this.#mode === NAVIGATE && this.#nav === N_ROOT) {
-      if (this.#bomPosition === 1 || this.#bomPosition === 2) throw this.#invalid('Invalid UTF-8 byte order mark', 0)
-      if (!this.#sawValue) throw emptyBodyError()
+    if (this.#mode === NAVIGATE) {
+      const fault = this.#navigator.emptyBodyFault()
+      if (fault !== null) throw fault
     }
     const mode = this.#mode
     const inArray = mode === BEFORE_ELEMENT || mode === AFTER_ELEMENT || (mode !== NAVIGATE && this.#purpose === ELEMENT)
@@ -807,9 +517,6 @@ export class JsonArrayScanner {
     return this.#invalid(tooDeepDetail(this.#maxDepth), offset, this.#purpose === ELEMENT ? this.#elements : undefined)
   }
 
-  #notArray (detail: string, offset: number): LocatedError {
-    return pathNotArrayError(this.#path, detail, { offset })
-  }
 
   #tooLarge (start: number): LocatedError {
     const what = this.#purpose === ELEMENT

@@ -15,7 +15,6 @@ import { sanitizeFilename } from './filename.js'
 import type { ResolvedUploadOptions, SavedUploads, UploadFields, UploadedFile, UploadStats } from './options.js'
 import { RequestStorage } from './request-storage.js'
 import { kUploadState } from '../symbols.js'
-import './types.js'
 import { UploadMeter, type RequestTotal } from './spill.js'
 import type { StorageSink, UploadFileInfo } from './storage.js'
 
