@@ -172,7 +172,7 @@ export function createBatches (policy: SecureParseOptions) {
 export function bodyStream (this: FastifyRequest): Readable {
   const state = claim(this, 'request.bodyStream()', 'a body parsed by nexure')
   const source = state.source
-  if (source === null) return Readable.from([state.buffer ?? Buffer.alloc(0)], { objectMode: false })
+  if (source === null) return Readable.from(state.chunks ?? [], { objectMode: false })
   const request = this
   async function * bytes (): AsyncGenerator<Buffer> {
     try {

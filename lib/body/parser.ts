@@ -45,20 +45,20 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (kind: BodyKind, body: Buffer, policy: SecureParseOptions, maxItemSize: number, maxDepth: number): unknown {
+function parseWhole (kind: BodyKind, chunks: readonly Buffer[], length: number, policy: SecureParseOptions, maxItemSize: number, maxDepth: number): unknown {
   // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one parse
   // call. Otherwise the scanner checks item sizes too, so that a small body answers exactly as
   // the same body streamed would.
-  if (kind !== 'raw' && body.length > maxItemSize) {
+  if (kind !== 'raw' && length > maxItemSize) {
     const check = { ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }
     const scanner = kind === 'json' ? new JsonArrayScanner(check, () => {}) : new NdjsonSplitter(check, () => {})
-    scanner.write(body)
+    for (const chunk of chunks) scanner.write(chunk)
     scanner.end()
   }
   switch (kind) {
-    case 'json': return parseJsonWhole(body, policy, maxDepth)
-    case 'ndjson': return parseNdjsonBody(body, { ...policy, maxDepth })
-    case 'raw': return body
+    case 'json': return parseJsonWhole(chunks, length, policy, maxDepth)
+    case 'ndjson': return parseNdjsonBody(chunks, { ...policy, maxDepth })
+    case 'raw': return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
   }
 }
 
@@ -75,7 +75,7 @@ const UNREAD: BodyReader = Object.freeze({ bytesReceived: 0, ended: false, destr
 function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: ResolvedStreamBodyOptions, route: ResolvedRouteOptions, error: Error, done: Done): void {
   request[kBodyState] = {
     kind, plugin, route, contentLength: contentLengthOf(request), reply: null,
-    buffer: null, source: null, reader: UNREAD, consumedBy: null, failed: true
+    chunks: null, source: null, reader: UNREAD, consumedBy: null, failed: true
   }
   done(error)
 }
@@ -97,11 +97,11 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
   // For a route registered before the plugin, which onRoute did not see: resolved once, here.
   const defaults = resolveRouteOptions(plugin, undefined, undefined)
 
-  function finish (state: BodyState, buffer: Buffer, done: Done): void {
-    state.buffer = buffer
+  function finish (state: BodyState, chunks: readonly Buffer[], length: number, done: Done): void {
+    state.chunks = chunks
     let body
     try {
-      body = parseWhole(state.kind, buffer, policy, state.route.maxItemSize, state.route.maxDepth)
+      body = parseWhole(state.kind, chunks, length, policy, state.route.maxItemSize, state.route.maxDepth)
     } catch (error) {
       state.failed = true
       done(error as Error)
@@ -125,7 +125,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       }
       state.source = state.reader = null
       source.destroy()
-      finish(state, buffer, done)
+      finish(state, [buffer], buffer.length, done)
     }, (error: Error) => {
       state.failed = true
       done(error)
@@ -149,7 +149,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     }
     const state: BodyState = {
       kind, plugin, route, contentLength, reply: request[kReply] ?? null,
-      buffer: null, source: null, reader: null, consumedBy: null, failed: false
+      chunks: null, source: null, reader: null, consumedBy: null, failed: false
     }
     request[kBodyState] = state
     const small = contentLength !== undefined && contentLength <= route.streamThreshold
@@ -161,16 +161,16 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
           return
         }
         state.reader = null
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
         const coding = codings[0]
         if (coding === undefined) {
-          finish(state, body, done)
+          finish(state, chunks, length, done)
           return
         }
         // One call decodes it, up to what a small body may inflate to; past that (or past
         // bodyLimit) the streaming path takes the same bytes and answers as for any body.
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
         decodeWhole(coding, body, Math.min(route.streamThreshold, route.bodyLimit) + 1).then(decoded => {
-          if (decoded !== null) finish(state, decoded, done)
+          if (decoded !== null) finish(state, [decoded], decoded.length, done)
           else readThroughSource(request, Readable.from([body]), state, codings, true, done)
         }, (error: Error) => {
           state.failed = true
