@@ -5,7 +5,7 @@ import {
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
-import { parseJsonWhole, parseNdjsonBody } from '../core/json-text.js'
+import { parseJsonWhole, parseNdjsonBody } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'

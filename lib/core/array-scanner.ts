@@ -36,16 +36,10 @@ import {
   QUOTE,
   STARTS_SCALAR
 } from './json-bytes.js'
-import {
-  CarryBuffer,
-  invalidJsonError,
-  isForbiddenPropertyError,
-  itemTooLargeError,
-  parseFailure,
-  secureParse,
-  tooDeepDetail
-} from './json-text.js'
-import type { LocatedError } from './json-text.js'
+import { CarryBuffer } from './carry-buffer.js'
+import { tooDeepDetail } from './depth.js'
+import { invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
+import { isForbiddenPropertyError, secureParse } from './secure-parse.js'
 import { KEY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
 
 export interface JsonScannerOptions {

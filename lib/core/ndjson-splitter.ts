@@ -12,18 +12,10 @@
 import type { BufferPool } from './buffer-pool.js'
 import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
 import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
-import {
-  byteOffsetOfChar,
-  CarryBuffer,
-  depthFault,
-  depthFaultInBytes,
-  invalidJsonError,
-  itemTooLargeError,
-  mayPoison,
-  parseFailure,
-  secureParse,
-  tooDeepDetail
-} from './json-text.js'
+import { CarryBuffer } from './carry-buffer.js'
+import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
+import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure } from './fault.js'
+import { mayPoison, secureParse } from './secure-parse.js'
 
 export interface NdjsonSplitterOptions {
   /**

@@ -23,8 +23,8 @@ import {
   QUOTE,
   STARTS_SCALAR
 } from './json-bytes.js'
-import { emptyBodyError, forbiddenPropertyError, invalidJsonError, pathNotArrayError, secureParse, secureScan } from './json-text.js'
-import type { LocatedError } from './json-text.js'
+import { emptyBodyError, forbiddenPropertyError, invalidJsonError, pathNotArrayError, type LocatedError } from './fault.js'
+import { secureParse, secureScan } from './secure-parse.js'
 import { formatPath, type PathSegment } from './path.js'
 
 /** What a value the scanner captures for the navigator is. */

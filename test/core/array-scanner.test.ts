@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { parseJsonBody } from '../../lib/core/json-text.js'
+import { parseJsonBody } from '../../lib/core/whole-body.js'
 import { chunkings, collect, show, splitAt } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 
