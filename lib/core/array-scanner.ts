@@ -18,9 +18,10 @@
 // element loop; the values the navigator meets are captured here and handed back to it.
 
 import { integer, REGISTRATION } from '../option-check.js'
-import type { BufferPool } from './buffer-pool.js'
 import { ARRAY_KEYS, ENGINE_DEFAULTS, pathOption, resolveEngineOptions } from './engine-options.js'
-import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
+import type { JsonScannerOptions, SecureParseOptions } from './engine-options.js'
+
+export type { JsonScannerOptions }
 import {
   BACKSLASH,
   CLOSE_BRACKET,
@@ -42,52 +43,6 @@ import { invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } 
 import { isForbiddenPropertyError, secureParse } from './secure-parse.js'
 import { KEY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
 
-export interface JsonScannerOptions {
-  /**
-   * Dot path of the array to stream (`items`, `data.rows`, `a.0.b`). Without it, the top-level
-   * value: an array yields its elements, anything else is one item.
-   * @default undefined (top level)
-   */
-  path?: string
-  /**
-   * The most items in one `onItems` call.
-   * @default 1000
-   */
-  batchSize?: number
-  /**
-   * The most bytes one element (or, with a path, one value off the path) may have. Crossing it
-   * throws FST_NEXURE_ITEM_TOO_LARGE at once, before the element ends.
-   * @default 16777216 (16 MiB)
-   */
-  maxItemSize?: number
-  /**
-   * The most levels of arrays and objects, counted from the top of the body (the streamed array
-   * is one level, an object element a second). A deeper value is refused with
-   * FST_NEXURE_INVALID_JSON as soon as its opening bracket is seen.
-   * @default 1000
-   */
-  maxDepth?: number
-  /**
-   * The most bytes of text handed to one parse call; a single larger element is parsed alone.
-   * @default 32768 (32 KiB)
-   */
-  maxParseBytes?: number
-  /**
-   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
-   * @default 'error'
-   */
-  protoAction?: PoisoningAction
-  /**
-   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
-   * @default 'error'
-   */
-  constructorAction?: PoisoningAction
-  /**
-   * Where carry-over buffers for partial elements come from; `null` allocates them.
-   * @default null
-   */
-  pool?: BufferPool | null
-}
 
 // Scanner modes. The first three capture one value; the next two sit between elements of the
 // streamed array; NAVIGATE walks everything else (the path, and what follows the array).

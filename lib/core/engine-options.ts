@@ -23,6 +23,74 @@ export interface SecureParseOptions {
 
 export const POISONING_ACTIONS: readonly PoisoningAction[] = Object.freeze(['error', 'remove', 'ignore'])
 
+/** Options both engines take. */
+export interface EngineOptions {
+  /**
+   * The most items in one `onItems` call.
+   * @default 1000
+   */
+  batchSize?: number
+  /**
+   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
+   * @default 'error'
+   */
+  protoAction?: PoisoningAction
+  /**
+   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
+   * @default 'error'
+   */
+  constructorAction?: PoisoningAction
+  /**
+   * Where carry-over buffers for partial items come from; `null` allocates them.
+   * @default null
+   */
+  pool?: BufferPool | null
+}
+
+/** Options of `JsonArrayScanner`. */
+export interface JsonScannerOptions extends EngineOptions {
+  /**
+   * Dot path of the array to stream (`items`, `data.rows`, `a.0.b`). Without it, the top-level
+   * value: an array yields its elements, anything else is one item.
+   * @default undefined (top level)
+   */
+  path?: string
+  /**
+   * The most bytes one element (or, with a path, one value off the path) may have. Crossing it
+   * throws FST_NEXURE_ITEM_TOO_LARGE at once, before the element ends.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * The most levels of arrays and objects, counted from the top of the body (the streamed array
+   * is one level, an object element a second). A deeper value is refused with
+   * FST_NEXURE_INVALID_JSON as soon as its opening bracket is seen.
+   * @default 1000
+   */
+  maxDepth?: number
+  /**
+   * The most bytes of text handed to one parse call; a single larger element is parsed alone.
+   * @default 32768 (32 KiB)
+   */
+  maxParseBytes?: number
+}
+
+/** Options of `NdjsonSplitter`. */
+export interface NdjsonSplitterOptions extends EngineOptions {
+  /**
+   * The most bytes one line may have (without its '\n'); crossing it throws
+   * FST_NEXURE_ITEM_TOO_LARGE at once.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * The most levels of arrays and objects in one line's value; a deeper one is refused with
+   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
+   * @default 1000
+   */
+  maxDepth?: number
+}
+
 export const ENGINE_DEFAULTS = Object.freeze({
   batchSize: 1000,
   maxItemSize: 16 * 1024 * 1024,
@@ -58,7 +126,7 @@ export function poisoningPolicy (options: { protoAction?: unknown, constructorAc
 }
 
 /**
- * Checks the options both engines take (each engine's options interface documents them);
+ * Checks the options both engines take (EngineOptions and each engine's interface document them);
  * `known` is the engine's own list of keys.
  */
 export function resolveEngineOptions (options: unknown, known: ReadonlySet<string>): ResolvedEngineOptions {

@@ -9,48 +9,15 @@
 // Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
 // skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
 
-import type { BufferPool } from './buffer-pool.js'
 import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
-import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
+import type { NdjsonSplitterOptions, SecureParseOptions } from './engine-options.js'
+
+export type { NdjsonSplitterOptions }
 import { CarryBuffer } from './carry-buffer.js'
 import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
 import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure } from './fault.js'
 import { mayPoison, secureParse } from './secure-parse.js'
 
-export interface NdjsonSplitterOptions {
-  /**
-   * The most items in one `onItems` call.
-   * @default 1000
-   */
-  batchSize?: number
-  /**
-   * The most bytes one line may have (without its '\n'); crossing it throws
-   * FST_NEXURE_ITEM_TOO_LARGE at once.
-   * @default 16777216 (16 MiB)
-   */
-  maxItemSize?: number
-  /**
-   * The most levels of arrays and objects in one line's value; a deeper one is refused with
-   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
-   * @default 1000
-   */
-  maxDepth?: number
-  /**
-   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
-   * @default 'error'
-   */
-  protoAction?: PoisoningAction
-  /**
-   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
-   * @default 'error'
-   */
-  constructorAction?: PoisoningAction
-  /**
-   * Where carry-over buffers for partial lines come from; `null` allocates them.
-   * @default null
-   */
-  pool?: BufferPool | null
-}
 
 /** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
