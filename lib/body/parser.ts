@@ -5,23 +5,19 @@ import {
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
-import { parseJsonWhole, parseNdjsonBody } from '../core/json-text.js'
+import { parseJsonWhole, parseNdjsonBody } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
-import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import type { SecureParseOptions } from '../core/engine-options.js'
+import { resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { readSmallBody } from './small-body.js'
 import type { BodyKind, BodyReader, BodyState } from './state.js'
 
 type Done = (error: Error | null, body?: unknown) => void
-
-export interface PoisoningPolicy {
-  readonly protoAction: 'error' | 'remove' | 'ignore'
-  readonly constructorAction: 'error' | 'remove' | 'ignore'
-}
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i
 
@@ -49,7 +45,7 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (kind: BodyKind, chunks: readonly Buffer[], length: number, policy: PoisoningPolicy, maxItemSize: number, maxDepth: number): unknown {
+function parseWhole (kind: BodyKind, chunks: readonly Buffer[], length: number, policy: SecureParseOptions, maxItemSize: number, maxDepth: number): unknown {
   // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one parse
   // call. Otherwise the scanner checks item sizes too, so that a small body answers exactly as
   // the same body streamed would.
@@ -97,9 +93,9 @@ function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: Resolved
  * no throttling is read straight off the payload (`readSmallBody`), as Fastify's own parser
  * reads it; the rest go through the same BodySource as streamed bodies.
  */
-export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: PoisoningPolicy, monitor: PressureMonitor | null) {
+export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: SecureParseOptions, monitor: PressureMonitor | null) {
   // For a route registered before the plugin, which onRoute did not see: resolved once, here.
-  const defaults = resolveRouteOptions(plugin, undefined, undefined, invalidOption)
+  const defaults = resolveRouteOptions(plugin, undefined, undefined)
 
   function finish (state: BodyState, chunks: readonly Buffer[], length: number, done: Done): void {
     state.chunks = chunks

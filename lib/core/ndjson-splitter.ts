@@ -9,70 +9,21 @@
 // Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
 // skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
 
-import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
-import type { BufferPool } from './buffer-pool.js'
-import {
-  byteOffsetOfChar,
-  CarryBuffer,
-  DEFAULT_MAX_DEPTH,
-  depthFault,
-  depthFaultInBytes,
-  invalidJsonError,
-  itemTooLargeError,
-  mayPoison,
-  normalizeAction,
-  parseFailure,
-  secureParse,
-  tooDeepDetail
-} from './json-text.js'
-import type { PoisoningAction, SecureParseOptions } from './json-text.js'
+import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
+import type { NdjsonSplitterOptions, SecureParseOptions } from './engine-options.js'
 
-export interface NdjsonSplitterOptions {
-  /**
-   * The most items in one `onItems` call.
-   * @default 1000
-   */
-  batchSize?: number
-  /**
-   * The most bytes one line may have (without its '\n'); crossing it throws
-   * FST_NEXURE_ITEM_TOO_LARGE at once.
-   * @default 16777216 (16 MiB)
-   */
-  maxItemSize?: number
-  /**
-   * The most levels of arrays and objects in one line's value; a deeper one is refused with
-   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
-   * @default 1000
-   */
-  maxDepth?: number
-  /**
-   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
-   * @default 'error'
-   */
-  protoAction?: PoisoningAction
-  /**
-   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
-   * @default 'error'
-   */
-  constructorAction?: PoisoningAction
-  /**
-   * Where carry-over buffers for partial lines come from; `null` allocates them.
-   * @default null
-   */
-  pool?: BufferPool | null
-}
+export type { NdjsonSplitterOptions }
+import { CarryBuffer } from './carry-buffer.js'
+import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
+import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure } from './fault.js'
+import { mayPoison, secureParse } from './secure-parse.js'
+
 
 /** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
-
-function positiveInteger (value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value === 'number' && ((Number.isSafeInteger(value) && value > 0) || value === Infinity)) return value
-  throw new FST_NEXURE_INVALID_OPTION(name, `expected a positive integer, got ${String(value)}`)
-}
 
 export class NdjsonSplitter {
   readonly #onItems: (items: unknown[]) => void
@@ -93,14 +44,12 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     this.#onItems = onItems
-    this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
-    this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024)
-    this.#policy = {
-      protoAction: normalizeAction(options.protoAction, 'protoAction'),
-      constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-    }
-    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH)
-    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize)
+    const checked = resolveEngineOptions(options, NDJSON_KEYS)
+    this.#batchSize = checked.batchSize
+    this.#maxItemSize = checked.maxItemSize
+    this.#policy = checked.policy
+    this.#maxDepth = checked.maxDepth
+    this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize)
   }
 
   /** Bytes written so far. */
