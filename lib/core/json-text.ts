@@ -14,7 +14,7 @@ import {
   FST_NEXURE_PATH_NOT_ARRAY
 } from '../errors.js'
 import { JsonArrayScanner } from './array-scanner.js'
-import { NdjsonSplitter } from './ndjson-splitter.js'
+import { NdjsonSplitter, type NdjsonSplitterOptions } from './ndjson-splitter.js'
 import type { BufferPool } from './buffer-pool.js'
 
 /** What to do with `__proto__` keys and `constructor.prototype`, as in Fastify's `onProtoPoisoning`. */
@@ -25,15 +25,19 @@ export interface SecureParseOptions {
   constructorAction: PoisoningAction
 }
 
-/** Where a fault is: the byte offset in the body, and the item index or 1-based line when known. */
+/**
+ * Where a fault is: the byte offset in the body, and the item index, 1-based line (NDJSON) or
+ * 1-based record (JSON text sequence) when known.
+ */
 export interface FaultLocation {
   offset: number
   item?: number | undefined
   line?: number | undefined
+  record?: number | undefined
 }
 
 /** A nexure error with its location as numbers, for programs. */
-export type LocatedError = Error & { code: string, statusCode: number, offset: number, item?: number, line?: number }
+export type LocatedError = Error & { code: string, statusCode: number, offset: number, item?: number, line?: number, record?: number }
 
 const FORBIDDEN_MESSAGE = 'Object contains forbidden prototype property'
 const POSITION = / (?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?$/
@@ -179,6 +183,7 @@ export function normalizeAction (value: unknown, name: string): PoisoningAction 
 function where (location: FaultLocation): string {
   let text = `at byte offset ${location.offset}`
   if (location.line !== undefined) text += ` (line ${location.line})`
+  else if (location.record !== undefined) text += ` (record ${location.record})`
   else if (location.item !== undefined) text += ` (item ${location.item})`
   return text
 }
@@ -188,6 +193,7 @@ function locate<E extends Error> (err: E, location: FaultLocation): E & LocatedE
   located.offset = location.offset
   if (location.item !== undefined) located.item = location.item
   if (location.line !== undefined) located.line = location.line
+  if (location.record !== undefined) located.record = location.record
   return located
 }
 
@@ -346,10 +352,13 @@ export function parseJsonWhole (body: Buffer, policy: SecureParseOptions, maxDep
   }
 }
 
-/** Parses a whole buffered NDJSON body: the values of all its non-blank lines. */
-export function parseNdjsonBody (body: Buffer, options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown[] {
+/**
+ * Parses a whole buffered NDJSON body (the values of all its non-blank lines), or with
+ * `format: 'json-seq'` a JSON text sequence (the values of its records).
+ */
+export function parseNdjsonBody (body: Buffer, options: Omit<NdjsonSplitterOptions, 'batchSize' | 'pool'> = {}): unknown[] {
   const items: unknown[] = []
-  const splitter = new NdjsonSplitter({ ...options, maxItemSize: Infinity, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
+  const splitter = new NdjsonSplitter({ maxItemSize: Infinity, ...options, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
     for (const item of batch) items.push(item)
   })
   splitter.write(body)
