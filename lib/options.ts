@@ -95,6 +95,21 @@ export interface StreamBodyOptions {
    * @default false
    */
   underPressure?: PressureBounds | false
+  /**
+   * What a record or item that cannot be used does to the body: `'fail'` answers 400 at the
+   * first one; `'skip'` leaves it out, counts it in `request.streamStats.skipped` and goes on.
+   * Skipped: an NDJSON line or JSON-sequence record that is not valid JSON (or nests past
+   * `maxDepth`), and any item that fails `itemSchema`. A malformed JSON array still fails (its
+   * structure is lost), and so do a record past `maxItemSize` and a forbidden property.
+   * @default 'fail'
+   */
+  onInvalidItem?: 'fail' | 'skip'
+  /**
+   * With `onInvalidItem: 'skip'`, the most records or items one body may have left out; the
+   * next one fails the body as with `'fail'`.
+   * @default 1000
+   */
+  maxSkipped?: number
 }
 
 /** Options a route may set in `config.streamBody`; they override the plugin's. */
@@ -120,6 +135,10 @@ export interface StreamBodyRouteOptions {
   bodyTimeout?: number
   /** @see StreamBodyOptions.idleTimeout */
   idleTimeout?: number
+  /** @see StreamBodyOptions.onInvalidItem */
+  onInvalidItem?: 'fail' | 'skip'
+  /** @see StreamBodyOptions.maxSkipped */
+  maxSkipped?: number
 }
 
 /** Options of one `request.batches()` call. */
@@ -155,7 +174,28 @@ export interface StreamStats {
   poolMisses: number
   /** Milliseconds intake was held by adaptive throttling (`underPressure`). */
   throttledMs: number
+  /** Records or items left out under `onInvalidItem: 'skip'`. */
+  skipped: number
+  /** The first 100 of them, in body order. */
+  skippedItems: SkippedItem[]
 }
+
+/** One record or item left out under `onInvalidItem: 'skip'`. */
+export interface SkippedItem {
+  /** 0-based index among the body's items (array elements, or non-blank records), counting skipped ones. */
+  index: number
+  /** 1-based line (NDJSON) or record (JSON text sequence); null for an array element. */
+  line: number | null
+  /** Byte offset in the (decoded) body of the fault, or of the item's start; null for an array element. */
+  offset: number | null
+  /** The error code the item would have failed the body with (FST_NEXURE_INVALID_JSON, FST_NEXURE_INVALID_ITEM). */
+  code: string
+  /** That error's message. */
+  message: string
+}
+
+/** How many skipped items `streamStats.skippedItems` keeps. */
+export const SKIPPED_ITEMS_KEPT = 100
 
 export const STREAM_BODY_DEFAULTS = Object.freeze({
   streamThreshold: 1024 * 1024,
@@ -167,13 +207,17 @@ export const STREAM_BODY_DEFAULTS = Object.freeze({
   streamChunkSize: 16 * 1024,
   drainLimit: 64 * 1024,
   bodyTimeout: 0,
-  idleTimeout: 30_000
+  idleTimeout: 30_000,
+  onInvalidItem: 'fail' as const,
+  maxSkipped: 1000
 })
 
 export const JSON_CONTENT_TYPES: readonly string[] = ['application/json']
 /** `application/*+json` (RFC 6839 structured syntax suffix), e.g. application/vnd.api+json. */
 export const JSON_SUFFIX_CONTENT_TYPE = /^application\/[^\s;/]+\+json(?:\s*;|$)/i
 export const NDJSON_CONTENT_TYPES: readonly string[] = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines']
+/** JSON text sequences (RFC 7464): records that start with RS (0x1E). */
+export const JSON_SEQ_CONTENT_TYPES: readonly string[] = ['application/json-seq']
 export const RAW_CONTENT_TYPES: readonly string[] = ['application/octet-stream']
 
 /** The options of one registration, normalised: every field present, frozen. */
@@ -192,6 +236,8 @@ export interface ResolvedStreamBodyOptions {
   readonly bodyTimeout: number
   readonly idleTimeout: number
   readonly underPressure: Readonly<PressureBounds> | null
+  readonly onInvalidItem: 'fail' | 'skip'
+  readonly maxSkipped: number
 }
 
 /** What a route runs with: the plugin's options with the route's `config.streamBody` on top. */
@@ -205,6 +251,8 @@ export interface ResolvedRouteOptions {
   readonly itemSchema: Record<string, unknown> | null
   readonly bodyTimeout: number
   readonly idleTimeout: number
+  readonly onInvalidItem: 'fail' | 'skip'
+  readonly maxSkipped: number
 }
 
 type Fail = (name: string, why: string) => Error
@@ -238,6 +286,12 @@ function transformList (fail: Fail, name: string, value: unknown, fallback: read
   return Object.freeze([...value] as TransformFactory[])
 }
 
+function invalidItemPolicy (fail: Fail, name: string, value: unknown, fallback: 'fail' | 'skip'): 'fail' | 'skip' {
+  if (value === undefined) return fallback
+  if (value !== 'fail' && value !== 'skip') throw fail(name, `must be 'fail' or 'skip', got ${describe(value)}`)
+  return value
+}
+
 function describe (value: unknown): string {
   if (typeof value === 'string') return JSON.stringify(value)
   if (value === null || typeof value !== 'object') return String(value)
@@ -245,9 +299,9 @@ function describe (value: unknown): string {
 }
 
 const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
-  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure'])
+  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure', 'onInvalidItem', 'maxSkipped'])
 const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
-  'bodyTimeout', 'idleTimeout'])
+  'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
 
 function pressureBounds (fail: Fail, value: unknown): Readonly<PressureBounds> | null {
@@ -311,7 +365,9 @@ export function normalizeStreamBodyOptions (
     drainLimit: nonNegativeInteger(fail, 'drainLimit', own.drainLimit, d.drainLimit),
     bodyTimeout: nonNegativeInteger(fail, 'bodyTimeout', own.bodyTimeout, d.bodyTimeout),
     idleTimeout: nonNegativeInteger(fail, 'idleTimeout', own.idleTimeout, d.idleTimeout),
-    underPressure: pressureBounds(fail, own.underPressure)
+    underPressure: pressureBounds(fail, own.underPressure),
+    onInvalidItem: invalidItemPolicy(fail, 'onInvalidItem', own.onInvalidItem, d.onInvalidItem),
+    maxSkipped: nonNegativeInteger(fail, 'maxSkipped', own.maxSkipped, d.maxSkipped)
   })
 }
 
@@ -343,6 +399,8 @@ export function resolveRouteOptions (
     transforms: transformList(fail, 'config.streamBody.transforms', route.transforms, plugin.transforms),
     itemSchema,
     bodyTimeout: nonNegativeInteger(fail, 'config.streamBody.bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),
-    idleTimeout: nonNegativeInteger(fail, 'config.streamBody.idleTimeout', route.idleTimeout, plugin.idleTimeout)
+    idleTimeout: nonNegativeInteger(fail, 'config.streamBody.idleTimeout', route.idleTimeout, plugin.idleTimeout),
+    onInvalidItem: invalidItemPolicy(fail, 'config.streamBody.onInvalidItem', route.onInvalidItem, plugin.onInvalidItem),
+    maxSkipped: nonNegativeInteger(fail, 'config.streamBody.maxSkipped', route.maxSkipped, plugin.maxSkipped)
   })
 }

@@ -7,13 +7,13 @@ import {
 } from '../errors.js'
 import { parseJsonWhole, parseNdjsonBody } from '../core/json-text.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
-import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { readSmallBody } from './small-body.js'
+import { SkipLog } from './skipping.js'
 import type { BodyKind, BodyReader, BodyState } from './state.js'
 
 type Done = (error: Error | null, body?: unknown) => void
@@ -49,19 +49,31 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (kind: BodyKind, body: Buffer, policy: PoisoningPolicy, maxItemSize: number, maxDepth: number): unknown {
-  // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one parse
-  // call. Otherwise the scanner checks item sizes too, so that a small body answers exactly as
-  // the same body streamed would.
-  if (kind !== 'raw' && body.length > maxItemSize) {
-    const check = { ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }
-    const scanner = kind === 'json' ? new JsonArrayScanner(check, () => {}) : new NdjsonSplitter(check, () => {})
-    scanner.write(body)
-    scanner.end()
-  }
-  switch (kind) {
-    case 'json': return parseJsonWhole(body, policy, maxDepth)
-    case 'ndjson': return parseNdjsonBody(body, { ...policy, maxDepth })
+function parseWhole (state: BodyState, body: Buffer, policy: PoisoningPolicy): unknown {
+  const { maxItemSize, maxDepth } = state.route
+  switch (state.kind) {
+    case 'json':
+      // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one
+      // parse call. Otherwise the scanner checks item sizes too, so that a small body answers
+      // exactly as the same body streamed would.
+      if (body.length > maxItemSize) {
+        const scanner = new JsonArrayScanner({ ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }, () => {})
+        scanner.write(body)
+        scanner.end()
+      }
+      return parseJsonWhole(body, policy, maxDepth)
+    case 'ndjson':
+    case 'json-seq': {
+      // One pass over the records, which checks their sizes as it goes.
+      const log = state.route.onInvalidItem === 'skip' ? (state.skipped = new SkipLog(state.route.maxSkipped)) : null
+      return parseNdjsonBody(body, {
+        ...policy,
+        maxDepth,
+        maxItemSize: body.length > maxItemSize ? maxItemSize : Infinity,
+        format: state.kind,
+        skip: log === null ? null : (error, fault) => log.add(error, fault.index, fault.line, fault.offset)
+      })
+    }
     case 'raw': return body
   }
 }
@@ -79,7 +91,7 @@ const UNREAD: BodyReader = Object.freeze({ bytesReceived: 0, ended: false, destr
 function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: ResolvedStreamBodyOptions, route: ResolvedRouteOptions, error: Error, done: Done): void {
   request[kBodyState] = {
     kind, plugin, route, contentLength: contentLengthOf(request), reply: null,
-    buffer: null, source: null, reader: UNREAD, consumedBy: null, failed: true
+    buffer: null, source: null, reader: UNREAD, consumedBy: null, failed: true, skipped: null
   }
   done(error)
 }
@@ -105,7 +117,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     state.buffer = buffer
     let body
     try {
-      body = parseWhole(state.kind, buffer, policy, state.route.maxItemSize, state.route.maxDepth)
+      body = parseWhole(state, buffer, policy)
     } catch (error) {
       state.failed = true
       done(error as Error)
@@ -153,7 +165,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     }
     const state: BodyState = {
       kind, plugin, route, contentLength, reply: request[kReply] ?? null,
-      buffer: null, source: null, reader: null, consumedBy: null, failed: false
+      buffer: null, source: null, reader: null, consumedBy: null, failed: false, skipped: null
     }
     request[kBodyState] = state
     const small = contentLength !== undefined && contentLength <= route.streamThreshold
