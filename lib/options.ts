@@ -1,7 +1,22 @@
 import type { Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BufferPool } from './core/buffer-pool.js'
-import { FST_NEXURE_INVALID_OPTION } from './errors.js'
+import { FST_NEXURE_INVALID_ARGUMENT } from './errors.js'
+import { ENGINE_DEFAULTS, pathOption } from './core/engine-options.js'
+import type { PathSegment } from './core/path.js'
+import {
+  describe,
+  FASTIFY_REGISTER_KEYS,
+  functionList,
+  invalid,
+  nonNegativeInteger,
+  oneOf,
+  optionsObject,
+  positiveInteger,
+  REGISTRATION,
+  scopeOf,
+  type OptionScope
+} from './option-check.js'
 import type { PressureBounds } from './stream/pressure.js'
 
 /**
@@ -199,16 +214,17 @@ export const SKIPPED_ITEMS_KEPT = 100
 
 export const STREAM_BODY_DEFAULTS = Object.freeze({
   streamThreshold: 1024 * 1024,
-  batchSize: 1000,
+  batchSize: ENGINE_DEFAULTS.batchSize,
   bodyLimit: 1024 * 1024 * 1024,
-  maxItemSize: 16 * 1024 * 1024,
-  maxDepth: 1000,
+  maxItemSize: ENGINE_DEFAULTS.maxItemSize,
+  maxDepth: ENGINE_DEFAULTS.maxDepth,
   maxBufferSize: 64 * 1024,
   streamChunkSize: 16 * 1024,
   drainLimit: 64 * 1024,
   bodyTimeout: 0,
   idleTimeout: 30_000,
-  onInvalidItem: 'fail' as const,
+  sampleInterval: 50,
+  onInvalidItem: 'fail' as 'fail' | 'skip',
   maxSkipped: 1000
 })
 
@@ -220,7 +236,7 @@ export const NDJSON_CONTENT_TYPES: readonly string[] = ['application/x-ndjson', 
 export const JSON_SEQ_CONTENT_TYPES: readonly string[] = ['application/json-seq']
 export const RAW_CONTENT_TYPES: readonly string[] = ['application/octet-stream']
 
-/** The options of one registration, normalised: every field present, frozen. */
+/** The options of one registration, normalized: every field present, frozen. */
 export interface ResolvedStreamBodyOptions {
   readonly streamThreshold: number
   readonly batchSize: number
@@ -255,119 +271,84 @@ export interface ResolvedRouteOptions {
   readonly maxSkipped: number
 }
 
-type Fail = (name: string, why: string) => Error
+const TRANSFORMS = 'functions (request, reply) => Transform'
 
-/** The error for an invalid option, raised at registration. */
-export function invalidOption (name: string, why: string): Error {
-  return new FST_NEXURE_INVALID_OPTION(name, why)
-}
-
-function positiveInteger (fail: Fail, name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1) {
-    throw fail(name, `must be a positive integer, got ${describe(value)}`)
-  }
-  return value
-}
-
-function nonNegativeInteger (fail: Fail, name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) {
-    throw fail(name, `must be a non-negative integer, got ${describe(value)}`)
-  }
-  return value
-}
-
-function transformList (fail: Fail, name: string, value: unknown, fallback: readonly TransformFactory[]): readonly TransformFactory[] {
-  if (value === undefined) return fallback
-  if (!Array.isArray(value) || !value.every(f => typeof f === 'function')) {
-    throw fail(name, 'must be an array of functions (request, reply) => Transform')
-  }
-  return Object.freeze([...value] as TransformFactory[])
-}
-
-function invalidItemPolicy (fail: Fail, name: string, value: unknown, fallback: 'fail' | 'skip'): 'fail' | 'skip' {
-  if (value === undefined) return fallback
-  if (value !== 'fail' && value !== 'skip') throw fail(name, `must be 'fail' or 'skip', got ${describe(value)}`)
-  return value
-}
-
-function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (value === null || typeof value !== 'object') return String(value)
-  return Array.isArray(value) ? 'an array' : 'an object'
-}
-
-const PLUGIN_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
+const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
   'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure', 'onInvalidItem', 'maxSkipped'])
-const ROUTE_KEYS = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
+const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
-const PRESSURE_KEYS = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
+const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
+const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path'])
+const INVALID_ITEM_POLICIES = ['fail', 'skip'] as const
 
-function pressureBounds (fail: Fail, value: unknown): Readonly<PressureBounds> | null {
+const ROUTE = scopeOf('config.streamBody.')
+const PRESSURE = scopeOf('underPressure.')
+// A request method's arguments are the application's mistake, found at request time.
+const BATCHES: OptionScope = Object.freeze({
+  label: (name: string) => name === '' ? 'request.batches(options)' : `request.batches({ ${name} })`,
+  error: (label: string, why: string) => new FST_NEXURE_INVALID_ARGUMENT(label, why)
+})
+
+function pressureBounds (value: unknown): Readonly<PressureBounds> | null {
   if (value === undefined || value === false) return null
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw fail('underPressure', 'must be false or { maxEventLoopDelay, maxHeapUsedBytes, sampleInterval }')
+    throw invalid(REGISTRATION, 'underPressure', `expected false or { maxEventLoopDelay, maxHeapUsedBytes, sampleInterval }, got ${describe(value)}`)
   }
-  unknownKeys(fail, 'underPressure.', value, PRESSURE_KEYS)
-  const bounds = value as PressureBounds
+  const bounds = optionsObject(PRESSURE, value, PRESSURE_KEYS)
   const result: PressureBounds = {}
-  if (bounds.maxEventLoopDelay !== undefined) result.maxEventLoopDelay = positiveInteger(fail, 'underPressure.maxEventLoopDelay', bounds.maxEventLoopDelay, 0)
-  if (bounds.maxHeapUsedBytes !== undefined) result.maxHeapUsedBytes = positiveInteger(fail, 'underPressure.maxHeapUsedBytes', bounds.maxHeapUsedBytes, 0)
+  if (bounds.maxEventLoopDelay !== undefined) result.maxEventLoopDelay = positiveInteger(PRESSURE, 'maxEventLoopDelay', bounds.maxEventLoopDelay, 0)
+  if (bounds.maxHeapUsedBytes !== undefined) result.maxHeapUsedBytes = positiveInteger(PRESSURE, 'maxHeapUsedBytes', bounds.maxHeapUsedBytes, 0)
   if (result.maxEventLoopDelay === undefined && result.maxHeapUsedBytes === undefined) {
-    throw fail('underPressure', 'needs maxEventLoopDelay or maxHeapUsedBytes')
+    throw invalid(REGISTRATION, 'underPressure', 'needs maxEventLoopDelay or maxHeapUsedBytes')
   }
-  result.sampleInterval = positiveInteger(fail, 'underPressure.sampleInterval', bounds.sampleInterval, 50)
+  result.sampleInterval = positiveInteger(PRESSURE, 'sampleInterval', bounds.sampleInterval, STREAM_BODY_DEFAULTS.sampleInterval)
   return Object.freeze(result)
 }
 
-function unknownKeys (fail: Fail, prefix: string, options: object, known: Set<string>): void {
-  for (const key of Object.keys(options)) {
-    if (!known.has(key)) throw fail(`${prefix}${key}`, `is not an option (known: ${[...known].join(', ')})`)
+function mediaTypes (value: unknown): readonly string[] {
+  if (value === undefined) return RAW_CONTENT_TYPES
+  if (!Array.isArray(value) || !value.every(t => typeof t === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(t))) {
+    throw invalid(REGISTRATION, 'rawContentTypes', `expected an array of media types such as "application/octet-stream", got ${describe(value)}`)
   }
+  return Object.freeze(value.map((t: string) => t.toLowerCase()))
+}
+
+function bufferPool (value: unknown, makePool: () => BufferPool): BufferPool | null {
+  if (value === undefined) return makePool()
+  if (value === false) return null
+  if (typeof value === 'object' && value !== null && typeof (value as BufferPool).acquire === 'function') return value as BufferPool
+  throw invalid(REGISTRATION, 'pool', `expected a BufferPool or false, got ${describe(value)}`)
 }
 
 /**
- * Normalises the options given to `register(streamBody, options)` into a fresh frozen object.
+ * Normalizes the options given to `register(streamBody, options)` into a fresh frozen object.
  * The caller's object is never modified; an invalid value throws here, at registration.
  */
 export function normalizeStreamBodyOptions (
-  options: StreamBodyOptions,
-  fail: Fail,
+  options: StreamBodyOptions | undefined,
   makePool: (slabSize: number) => BufferPool
 ): ResolvedStreamBodyOptions {
-  // Fastify hands plugins their options object; its own keys (prefix, logLevel) are not ours.
-  const { prefix: _prefix, logLevel: _logLevel, logSerializers: _ls, ...own } = options as StreamBodyOptions & Record<string, unknown>
-  unknownKeys(fail, '', own, PLUGIN_KEYS)
+  const own = optionsObject(REGISTRATION, options, PLUGIN_KEYS, FASTIFY_REGISTER_KEYS)
   const d = STREAM_BODY_DEFAULTS
-  const maxBufferSize = positiveInteger(fail, 'maxBufferSize', own.maxBufferSize, d.maxBufferSize)
-  let pool: BufferPool | null
-  if (own.pool === undefined) pool = makePool(maxBufferSize)
-  else if (own.pool === false) pool = null
-  else if (typeof own.pool === 'object' && own.pool !== null && typeof own.pool.acquire === 'function') pool = own.pool
-  else throw fail('pool', 'must be a BufferPool or false')
-
-  const rawContentTypes = own.rawContentTypes ?? RAW_CONTENT_TYPES
-  if (!Array.isArray(rawContentTypes) || !rawContentTypes.every(t => typeof t === 'string' && /^[\w.+-]+\/[\w.+-]+$/.test(t))) {
-    throw fail('rawContentTypes', 'must be an array of media types such as "application/octet-stream"')
-  }
+  const at = REGISTRATION
+  const maxBufferSize = positiveInteger(at, 'maxBufferSize', own.maxBufferSize, d.maxBufferSize)
   return Object.freeze({
-    streamThreshold: nonNegativeInteger(fail, 'streamThreshold', own.streamThreshold, d.streamThreshold),
-    batchSize: positiveInteger(fail, 'batchSize', own.batchSize, d.batchSize),
-    bodyLimit: positiveInteger(fail, 'bodyLimit', own.bodyLimit, d.bodyLimit),
-    maxItemSize: positiveInteger(fail, 'maxItemSize', own.maxItemSize, d.maxItemSize),
-    maxDepth: positiveInteger(fail, 'maxDepth', own.maxDepth, d.maxDepth),
+    streamThreshold: nonNegativeInteger(at, 'streamThreshold', own.streamThreshold, d.streamThreshold),
+    batchSize: positiveInteger(at, 'batchSize', own.batchSize, d.batchSize),
+    bodyLimit: positiveInteger(at, 'bodyLimit', own.bodyLimit, d.bodyLimit),
+    maxItemSize: positiveInteger(at, 'maxItemSize', own.maxItemSize, d.maxItemSize),
+    maxDepth: positiveInteger(at, 'maxDepth', own.maxDepth, d.maxDepth),
     maxBufferSize,
-    streamChunkSize: positiveInteger(fail, 'streamChunkSize', own.streamChunkSize, d.streamChunkSize),
-    pool,
-    transforms: transformList(fail, 'transforms', own.transforms, []),
-    rawContentTypes: Object.freeze(rawContentTypes.map(t => t.toLowerCase())),
-    drainLimit: nonNegativeInteger(fail, 'drainLimit', own.drainLimit, d.drainLimit),
-    bodyTimeout: nonNegativeInteger(fail, 'bodyTimeout', own.bodyTimeout, d.bodyTimeout),
-    idleTimeout: nonNegativeInteger(fail, 'idleTimeout', own.idleTimeout, d.idleTimeout),
-    underPressure: pressureBounds(fail, own.underPressure),
-    onInvalidItem: invalidItemPolicy(fail, 'onInvalidItem', own.onInvalidItem, d.onInvalidItem),
-    maxSkipped: nonNegativeInteger(fail, 'maxSkipped', own.maxSkipped, d.maxSkipped)
+    streamChunkSize: positiveInteger(at, 'streamChunkSize', own.streamChunkSize, d.streamChunkSize),
+    pool: bufferPool(own.pool, () => makePool(maxBufferSize)),
+    transforms: functionList<TransformFactory>(at, 'transforms', own.transforms, Object.freeze([]), TRANSFORMS),
+    rawContentTypes: mediaTypes(own.rawContentTypes),
+    drainLimit: nonNegativeInteger(at, 'drainLimit', own.drainLimit, d.drainLimit),
+    bodyTimeout: nonNegativeInteger(at, 'bodyTimeout', own.bodyTimeout, d.bodyTimeout),
+    idleTimeout: nonNegativeInteger(at, 'idleTimeout', own.idleTimeout, d.idleTimeout),
+    underPressure: pressureBounds(own.underPressure),
+    onInvalidItem: oneOf(at, 'onInvalidItem', own.onInvalidItem, INVALID_ITEM_POLICIES, d.onInvalidItem),
+    maxSkipped: nonNegativeInteger(at, 'maxSkipped', own.maxSkipped, d.maxSkipped)
   })
 }
 
@@ -379,28 +360,38 @@ export function normalizeStreamBodyOptions (
 export function resolveRouteOptions (
   plugin: ResolvedStreamBodyOptions,
   config: unknown,
-  routeBodyLimit: number | undefined,
-  fail: Fail
+  routeBodyLimit: number | undefined
 ): ResolvedRouteOptions {
-  const route = (config ?? {}) as StreamBodyRouteOptions
-  if (typeof route !== 'object' || Array.isArray(route)) throw fail('config.streamBody', 'must be an object')
-  unknownKeys(fail, 'config.streamBody.', route, ROUTE_KEYS)
+  const route = optionsObject(ROUTE, config ?? undefined, ROUTE_KEYS)
   const itemSchema = route.itemSchema ?? null
   if (itemSchema !== null && (typeof itemSchema !== 'object' || Array.isArray(itemSchema))) {
-    throw fail('config.streamBody.itemSchema', 'must be a JSON Schema object')
+    throw invalid(ROUTE, 'itemSchema', `expected a JSON Schema object, got ${describe(itemSchema)}`)
   }
   const explicitLimit = route.bodyLimit ?? routeBodyLimit
   return Object.freeze({
-    streamThreshold: nonNegativeInteger(fail, 'config.streamBody.streamThreshold', route.streamThreshold, plugin.streamThreshold),
-    batchSize: positiveInteger(fail, 'config.streamBody.batchSize', route.batchSize, plugin.batchSize),
-    bodyLimit: positiveInteger(fail, 'config.streamBody.bodyLimit', explicitLimit, plugin.bodyLimit),
-    maxItemSize: positiveInteger(fail, 'config.streamBody.maxItemSize', route.maxItemSize, plugin.maxItemSize),
-    maxDepth: positiveInteger(fail, 'config.streamBody.maxDepth', route.maxDepth, plugin.maxDepth),
-    transforms: transformList(fail, 'config.streamBody.transforms', route.transforms, plugin.transforms),
-    itemSchema,
-    bodyTimeout: nonNegativeInteger(fail, 'config.streamBody.bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),
-    idleTimeout: nonNegativeInteger(fail, 'config.streamBody.idleTimeout', route.idleTimeout, plugin.idleTimeout),
-    onInvalidItem: invalidItemPolicy(fail, 'config.streamBody.onInvalidItem', route.onInvalidItem, plugin.onInvalidItem),
-    maxSkipped: nonNegativeInteger(fail, 'config.streamBody.maxSkipped', route.maxSkipped, plugin.maxSkipped)
+    streamThreshold: nonNegativeInteger(ROUTE, 'streamThreshold', route.streamThreshold, plugin.streamThreshold),
+    batchSize: positiveInteger(ROUTE, 'batchSize', route.batchSize, plugin.batchSize),
+    bodyLimit: positiveInteger(ROUTE, 'bodyLimit', explicitLimit, plugin.bodyLimit),
+    maxItemSize: positiveInteger(ROUTE, 'maxItemSize', route.maxItemSize, plugin.maxItemSize),
+    maxDepth: positiveInteger(ROUTE, 'maxDepth', route.maxDepth, plugin.maxDepth),
+    transforms: functionList<TransformFactory>(ROUTE, 'transforms', route.transforms, plugin.transforms, TRANSFORMS),
+    itemSchema: itemSchema as Record<string, unknown> | null,
+    bodyTimeout: nonNegativeInteger(ROUTE, 'bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),
+    idleTimeout: nonNegativeInteger(ROUTE, 'idleTimeout', route.idleTimeout, plugin.idleTimeout),
+    onInvalidItem: oneOf(ROUTE, 'onInvalidItem', route.onInvalidItem, INVALID_ITEM_POLICIES, plugin.onInvalidItem),
+    maxSkipped: nonNegativeInteger(ROUTE, 'maxSkipped', route.maxSkipped, plugin.maxSkipped)
   })
+}
+
+/**
+ * `request.batches(options)`, checked when called, before the body is claimed: the batch size
+ * (0 for the route's `batchSize`) and the parsed path. Unknown keys and wrong types are refused.
+ */
+export function checkBatchesOptions (options: unknown): { size: number, path: PathSegment[], pathText: string | undefined } {
+  const own = optionsObject(BATCHES, options, BATCHES_KEYS) as BatchesOptions
+  return {
+    size: positiveInteger(BATCHES, 'size', own.size, 0),
+    path: pathOption(BATCHES, 'path', own.path),
+    pathText: own.path
+  }
 }

@@ -92,7 +92,7 @@ t.test('an invalid argument from the handler is a 500 that says it is the applic
   const zero = await app.inject({ method: 'POST', url: '/sized?size=0', payload: [1] })
   t.equal(zero.statusCode, 500)
   t.equal(zero.json().code, 'FST_NEXURE_INVALID_ARGUMENT')
-  t.equal(zero.json().message, 'Invalid argument to request.batches({ size }) in the route handler: must be a positive integer, got 0 (a mistake in the application, not in the request)')
+  t.equal(zero.json().message, 'Invalid argument to request.batches({ size }) in the route handler: expected a positive integer, got 0 (a mistake in the application, not in the request)')
   const notNumber = await app.inject({ method: 'POST', url: '/sized?size=ten', payload: [1] })
   t.match(notNumber.json(), { code: 'FST_NEXURE_INVALID_ARGUMENT', message: /got NaN/ })
   const path = await app.inject({ method: 'POST', url: '/sized?path=a..b', payload: { a: [] } })

@@ -129,8 +129,8 @@ t.test("the default is 'fail'; a route may choose 'skip' and the plugin's choice
 
 t.test('the options are checked at registration', async t => {
   for (const [options, message] of [
-    [{ onInvalidItem: 'ignore' }, /onInvalidItem: must be 'fail' or 'skip', got "ignore"/],
-    [{ maxSkipped: -1 }, /maxSkipped: must be a non-negative integer, got -1/]
+    [{ onInvalidItem: 'ignore' }, /onInvalidItem: expected one of 'fail', 'skip', got "ignore"/],
+    [{ maxSkipped: -1 }, /maxSkipped: expected a non-negative integer, got -1/]
   ] as const) {
     const app = Fastify()
     t.teardown(() => app.close())
@@ -140,5 +140,5 @@ t.test('the options are checked at registration', async t => {
   t.teardown(() => app.close())
   await app.register(streamBody)
   t.throws(() => app.post('/r', { config: { streamBody: { onInvalidItem: 'drop' as 'skip' } } }, async () => 'x'),
-    { code: 'FST_NEXURE_INVALID_OPTION', message: /config\.streamBody\.onInvalidItem: must be 'fail' or 'skip', got "drop"/ })
+    { code: 'FST_NEXURE_INVALID_OPTION', message: /config\.streamBody\.onInvalidItem: expected one of 'fail', 'skip', got "drop"/ })
 })

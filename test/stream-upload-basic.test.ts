@@ -259,7 +259,7 @@ t.test('invalid plugin options are rejected at registration with FST_NEXURE_INVA
   }
 })
 
-t.test('options are normalised into a copy: the caller\'s object is not touched', async t => {
+t.test('options are normalized into a copy: the caller\'s object is not touched', async t => {
   const options = Object.freeze({ maxFileSize: 3, transforms: Object.freeze([]) as unknown as [] })
   const app = await server(t, options, app => { app.post('/upload', async request => request.saveUploads()) })
   t.equal((await inject(app, [{ name: 'f', filename: 'f', content: 'abcd' }])).statusCode, 413)

@@ -2,20 +2,19 @@ import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
 import {
   FST_NEXURE_BODY_CONSUMED,
-  FST_NEXURE_INVALID_ARGUMENT,
   FST_NEXURE_INVALID_ITEM,
   FST_NEXURE_PATH_NOT_ARRAY,
   FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
 } from '../errors.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
-import { parsePath, type PathSegment } from '../core/path.js'
-import { parseNdjsonBody } from '../core/json-text.js'
-import type { BatchesOptions, StreamStats } from '../options.js'
+import type { PathSegment } from '../core/path.js'
+import type { SecureParseOptions } from '../core/engine-options.js'
+import { checkBatchesOptions, type BatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
+import { parseNdjsonBody } from '../core/json-text.js'
 import { SkipLog } from './skipping.js'
-import type { PoisoningPolicy } from './parser.js'
 
 type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
 
@@ -115,7 +114,7 @@ function finishStats (request: FastifyRequest, state: BodyState, source: BodySou
   request.log.debug({ streamStats: stats }, 'nexure: streamed body done')
 }
 
-async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: PoisoningPolicy, size: number, path: PathSegment[], pathText: string): AsyncGenerator<T[], void, undefined> {
+async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, path: PathSegment[], pathText: string): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   let items: unknown[]
@@ -157,7 +156,7 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
   }
 }
 
-async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: PoisoningPolicy, size: number, pathText: string | undefined): AsyncGenerator<T[], void, undefined> {
+async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, pathText: string | undefined): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   const log = skipping ? new SkipLog(state.route.maxSkipped) : NOTHING_SKIPPED
@@ -233,38 +232,25 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
   }
 }
 
-/**
- * The call's own arguments are the application's (a 500 if wrong, whatever the request); the
- * body's content type is the client's choice (a 415 if it does not fit the call).
- */
-function checkArguments (options: BatchesOptions): PathSegment[] {
-  if (options.size !== undefined && (!Number.isSafeInteger(options.size) || options.size < 1)) {
-    throw new FST_NEXURE_INVALID_ARGUMENT('request.batches({ size })', `must be a positive integer, got ${String(options.size)}`)
-  }
-  try {
-    return parsePath(options.path)
-  } catch (error) {
-    throw new FST_NEXURE_INVALID_ARGUMENT('request.batches({ path })', (error as Error).message)
-  }
-}
-
-export function createBatches (policy: PoisoningPolicy) {
-  return function batches<T = unknown> (this: FastifyRequest, options: BatchesOptions = {}): AsyncIterableIterator<T[]> {
-    const path = checkArguments(options)
+export function createBatches (policy: SecureParseOptions) {
+  // The call's own arguments are the application's (a 500 if wrong, whatever the request); the
+  // body's content type is the client's choice (a 415 if it does not fit the call).
+  return function batches<T = unknown> (this: FastifyRequest, options?: BatchesOptions): AsyncIterableIterator<T[]> {
+    const { size: asked, path, pathText } = checkBatchesOptions(options)
     const state = claim(this, 'request.batches()', JSON_EXPECTED)
     const received = this.headers['content-type'] ?? 'none'
     if (state.kind === 'raw') {
       state.consumedBy = null
       throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, JSON_EXPECTED)
     }
-    if (options.path !== undefined && isRecords(state)) {
+    if (pathText !== undefined && isRecords(state)) {
       state.consumedBy = null
-      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${options.path}" (this route calls batches({ path: '${options.path}' }); NDJSON and JSON sequences have no paths)`)
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${pathText}" (this route calls batches({ path: '${pathText}' }); NDJSON and JSON sequences have no paths)`)
     }
-    const size = options.size ?? state.route.batchSize
+    const size = asked === 0 ? state.route.batchSize : asked
     const source = state.source
-    if (source === null) return bufferedBatches<T>(this, state, policy, size, path, options.path ?? '')
-    return streamedBatches<T>(this, state, source, policy, size, options.path)
+    if (source === null) return bufferedBatches<T>(this, state, policy, size, path, pathText ?? '')
+    return streamedBatches<T>(this, state, source, policy, size, pathText)
   }
 }
 

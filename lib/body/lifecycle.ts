@@ -1,5 +1,5 @@
 import type { FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
-import { invalidOption, resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { afterResponseSent, endStream, http2StreamOf } from '../http/transport.js'
 import { announcesClose, closeAfterAnswer, isClosing, isStreamPayload } from '../stream/close-connection.js'
 import { kReply, kRouteOptions } from '../symbols.js'
@@ -23,7 +23,7 @@ function withHook<Hook> (hooks: RouteHook<Hook>, hook: Hook): Hook[] {
 export function resolveRoute (plugin: ResolvedStreamBodyOptions) {
   return function onRoute (routeOptions: RouteOptions): void {
     const config = routeOptions.config as Record<string, unknown> | undefined
-    const resolved = resolveRouteOptions(plugin, config?.streamBody, routeOptions.bodyLimit, invalidOption)
+    const resolved = resolveRouteOptions(plugin, config?.streamBody, routeOptions.bodyLimit)
     routeOptions.config = { ...config, [kRouteOptions]: resolved } as RouteOptions['config']
     const methods = Array.isArray(routeOptions.method) ? routeOptions.method : [routeOptions.method]
     if (methods.every(method => BODYLESS_METHODS.has(method.toUpperCase()))) return

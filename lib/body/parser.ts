@@ -11,17 +11,13 @@ import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
-import { invalidOption, resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import type { SecureParseOptions } from '../core/engine-options.js'
+import { resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { readSmallBody } from './small-body.js'
 import { SkipLog } from './skipping.js'
 import type { BodyKind, BodyReader, BodyState } from './state.js'
 
 type Done = (error: Error | null, body?: unknown) => void
-
-export interface PoisoningPolicy {
-  readonly protoAction: 'error' | 'remove' | 'ignore'
-  readonly constructorAction: 'error' | 'remove' | 'ignore'
-}
 
 const CHARSET = /;\s*charset\s*=\s*"?([^";\s]*)"?/i
 
@@ -49,7 +45,7 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (state: BodyState, body: Buffer, policy: PoisoningPolicy): unknown {
+function parseWhole (state: BodyState, body: Buffer, policy: SecureParseOptions): unknown {
   const { maxItemSize, maxDepth } = state.route
   switch (state.kind) {
     case 'json':
@@ -109,9 +105,9 @@ function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: Resolved
  * no throttling is read straight off the payload (`readSmallBody`), as Fastify's own parser
  * reads it; the rest go through the same BodySource as streamed bodies.
  */
-export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: PoisoningPolicy, monitor: PressureMonitor | null) {
+export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions, policy: SecureParseOptions, monitor: PressureMonitor | null) {
   // For a route registered before the plugin, which onRoute did not see: resolved once, here.
-  const defaults = resolveRouteOptions(plugin, undefined, undefined, invalidOption)
+  const defaults = resolveRouteOptions(plugin, undefined, undefined)
 
   function finish (state: BodyState, buffer: Buffer, done: Done): void {
     state.buffer = buffer

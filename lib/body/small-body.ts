@@ -33,7 +33,7 @@ export function readSmallBody (payload: Readable, limits: SmallBodyLimits, done:
   const chunks: Buffer[] = []
   const read: SmallBodyRead = { bytesReceived: 0, ended: false, destroy }
   const timed = limits.idleTimeout > 0 || limits.bodyTimeout > 0
-  const watched: Watched = { startedAt: 0, lastDataAt: 0, limits, bytes: () => read.bytesReceived, fail }
+  const watched: Watched = { slot: -1, startedAt: 0, lastDataAt: 0, limits, bytes: () => read.bytesReceived, fail }
 
   function destroy (): void {
     payload.removeListener('data', onData)
@@ -76,6 +76,8 @@ export function readSmallBody (payload: Readable, limits: SmallBodyLimits, done:
 }
 
 interface Watched {
+  /** Where it is in `watching`, or -1 when not watched. */
+  slot: number
   startedAt: number
   lastDataAt: number
   readonly limits: SmallBodyLimits
@@ -89,7 +91,12 @@ interface Watched {
 // goes from 0 to 1 and back with each of them. The sweep runs every quarter of the shortest
 // timeout being watched (10 ms to 1 s, as BodySource's idle check), and stops after a few idle
 // sweeps with nothing to watch.
-const watching = new Set<Watched>()
+//
+// The reads being watched are a plain array, each read knowing its slot, and leave it by
+// swapping with the last one: with a Set, adding and deleting an object per request cost a
+// 1 KB request ~10% of its throughput (inject loop, 11 alternating rounds), more than the
+// whole parse of its body.
+const watching: Watched[] = []
 let sweeper: NodeJS.Timeout | null = null
 let sweepEvery = 0
 let idleSweeps = 0
@@ -101,7 +108,8 @@ function sweepInterval (limits: SmallBodyLimits): number {
 
 function watch (watched: Watched): void {
   watched.startedAt = watched.lastDataAt = performance.now()
-  watching.add(watched)
+  watched.slot = watching.length
+  watching.push(watched)
   idleSweeps = 0
   const every = sweepInterval(watched.limits)
   if (sweeper !== null && every >= sweepEvery) return
@@ -112,11 +120,17 @@ function watch (watched: Watched): void {
 }
 
 function unwatch (watched: Watched): void {
-  watching.delete(watched)
+  const slot = watched.slot
+  if (slot === -1) return
+  watched.slot = -1
+  const last = watching.pop()!
+  if (last === watched) return
+  watching[slot] = last
+  last.slot = slot
 }
 
 function sweep (): void {
-  if (watching.size === 0) {
+  if (watching.length === 0) {
     if (++idleSweeps >= 8 && sweeper !== null) {
       clearInterval(sweeper)
       sweeper = null
@@ -124,7 +138,9 @@ function sweep (): void {
     return
   }
   const now = performance.now()
-  for (const watched of watching) {
+  // A read that fails leaves `watching` while it is walked: walk a copy.
+  for (const watched of watching.slice()) {
+    if (watched.slot === -1) continue
     const { idleTimeout, bodyTimeout } = watched.limits
     if (bodyTimeout > 0 && now - watched.startedAt >= bodyTimeout) {
       watched.fail(new FST_NEXURE_BODY_TIMEOUT(`the body took longer than ${bodyTimeout} ms (bodyTimeout); ${watched.bytes()} bytes arrived`))

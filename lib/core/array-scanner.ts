@@ -17,25 +17,25 @@
 // machine that holds one frame per path segment; every value off the path is captured whole
 // (bounded by maxItemSize), parsed to validate it and dropped.
 
-import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
+import { integer, REGISTRATION } from '../option-check.js'
 import type { BufferPool } from './buffer-pool.js'
+import { ARRAY_KEYS, ENGINE_DEFAULTS, pathOption, resolveEngineOptions } from './engine-options.js'
+import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
 import {
   CarryBuffer,
   emptyBodyError,
   forbiddenPropertyError,
-  DEFAULT_MAX_DEPTH,
   invalidJsonError,
   isForbiddenPropertyError,
   itemTooLargeError,
-  normalizeAction,
   parseFailure,
   pathNotArrayError,
   secureParse,
   secureScan,
   tooDeepDetail
 } from './json-text.js'
-import type { FaultLocation, LocatedError, PoisoningAction, SecureParseOptions } from './json-text.js'
-import { formatPath, parsePath } from './path.js'
+import type { FaultLocation, LocatedError } from './json-text.js'
+import { formatPath } from './path.js'
 import type { PathSegment } from './path.js'
 
 export interface JsonScannerOptions {
@@ -166,14 +166,6 @@ interface RelocatedOptions extends JsonScannerOptions {
   [RELOCATE]?: { offset: number, item: number }
 }
 
-function positiveInteger (value: unknown, name: string, fallback: number, allowInfinity = false): number {
-  if (value === undefined) return fallback
-  if (typeof value === 'number' && ((Number.isSafeInteger(value) && value > 0) || (allowInfinity && value === Infinity))) {
-    return value
-  }
-  throw new FST_NEXURE_INVALID_OPTION(name, `expected a positive integer, got ${String(value)}`)
-}
-
 function describeFirstByte (byte: number): string {
   if (byte === OPEN_BRACE) return 'an object'
   if (byte === OPEN_BRACKET) return 'an array'
@@ -238,17 +230,15 @@ export class JsonArrayScanner {
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
     this.#onItems = onItems
-    this.#segments = parsePath(options.path)
+    const checked = resolveEngineOptions(options, ARRAY_KEYS)
+    this.#segments = pathOption(REGISTRATION, 'path', options.path)
     this.#path = options.path ?? ''
-    this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
-    this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024, true)
-    this.#maxParseBytes = positiveInteger(options.maxParseBytes, 'maxParseBytes', 32 * 1024)
-    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH, true)
-    this.#policy = {
-      protoAction: normalizeAction(options.protoAction, 'protoAction'),
-      constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-    }
-    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize + this.#maxParseBytes)
+    this.#batchSize = checked.batchSize
+    this.#maxItemSize = checked.maxItemSize
+    this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
+    this.#maxDepth = checked.maxDepth
+    this.#policy = checked.policy
+    this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
     const relocate = (options as RelocatedOptions)[RELOCATE]
     this.#offsetShift = relocate?.offset ?? 0
     this.#itemShift = relocate?.item ?? 0

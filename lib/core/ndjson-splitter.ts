@@ -20,23 +20,23 @@
 // since every record is parsed alone. A record too large, or one with a forbidden property,
 // still fails: the first is refused before it is whole, the second is the poisoning policy.
 
-import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
 import type { BufferPool } from './buffer-pool.js'
+import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
+import { describe, invalid, oneOf, REGISTRATION } from '../option-check.js'
+import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
 import {
   byteOffsetOfChar,
   CarryBuffer,
-  DEFAULT_MAX_DEPTH,
   depthFault,
   depthFaultInBytes,
   invalidJsonError,
   itemTooLargeError,
   mayPoison,
-  normalizeAction,
   parseFailure,
   secureParse,
   tooDeepDetail
 } from './json-text.js'
-import type { LocatedError, PoisoningAction, SecureParseOptions } from './json-text.js'
+import type { LocatedError } from './json-text.js'
 
 /** Where a left-out record was: its index among the body's records, its line (or record) and byte offset. */
 export interface RecordFault {
@@ -46,6 +46,16 @@ export interface RecordFault {
   line: number
   /** Byte offset of the fault in the body. */
   offset: number
+}
+
+/** The splitter's own options beside those both engines take. */
+const SPLITTER_KEYS: ReadonlySet<string> = new Set([...NDJSON_KEYS, 'format', 'skip', 'accept'])
+const FORMATS = ['ndjson', 'json-seq'] as const
+
+function callbackOption<F> (name: string, value: unknown): F | null {
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'function') throw invalid(REGISTRATION, name, `expected a function or null, got ${describe(value)}`)
+  return value as F
 }
 
 export interface NdjsonSplitterOptions {
@@ -110,12 +120,6 @@ const RECORD_SEPARATOR = 0x1e
 /** Thrown inside a parse attempt at content before the first RS of a JSON text sequence. */
 const BEFORE_FIRST_RS = 'A JSON text sequence must start each record with RS (0x1E)'
 
-function positiveInteger (value: unknown, name: string, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value === 'number' && ((Number.isSafeInteger(value) && value > 0) || value === Infinity)) return value
-  throw new FST_NEXURE_INVALID_OPTION(name, `expected a positive integer, got ${String(value)}`)
-}
-
 export class NdjsonSplitter {
   readonly #onItems: (items: unknown[]) => void
   readonly #batchSize: number
@@ -143,24 +147,18 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     this.#onItems = onItems
-    this.#batchSize = positiveInteger(options.batchSize, 'batchSize', 1000)
-    this.#maxItemSize = positiveInteger(options.maxItemSize, 'maxItemSize', 16 * 1024 * 1024)
-    this.#policy = {
-      protoAction: normalizeAction(options.protoAction, 'protoAction'),
-      constructorAction: normalizeAction(options.constructorAction, 'constructorAction')
-    }
-    this.#maxDepth = positiveInteger(options.maxDepth, 'maxDepth', DEFAULT_MAX_DEPTH)
-    this.#carry = new CarryBuffer(options.pool || null, this.#maxItemSize)
-    const format = options.format ?? 'ndjson'
-    if (format !== 'ndjson' && format !== 'json-seq') {
-      throw new FST_NEXURE_INVALID_OPTION('format', `expected 'ndjson' or 'json-seq', got ${String(format)}`)
-    }
-    this.#sequence = format === 'json-seq'
+    const checked = resolveEngineOptions(options, SPLITTER_KEYS)
+    this.#batchSize = checked.batchSize
+    this.#maxItemSize = checked.maxItemSize
+    this.#policy = checked.policy
+    this.#maxDepth = checked.maxDepth
+    this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize)
+    this.#sequence = oneOf(REGISTRATION, 'format', options.format, FORMATS, 'ndjson') === 'json-seq'
     this.#separator = this.#sequence ? RECORD_SEPARATOR : NEWLINE
     this.#separatorChar = String.fromCharCode(this.#separator)
     if (this.#sequence) this.#line = 0
-    this.#skip = options.skip ?? null
-    this.#accept = this.#skip === null ? null : options.accept ?? null
+    this.#skip = callbackOption('skip', options.skip)
+    this.#accept = this.#skip === null ? null : callbackOption('accept', options.accept)
   }
 
   /** Bytes written so far. */

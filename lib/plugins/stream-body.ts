@@ -3,11 +3,11 @@ import type { FastifyPluginAsync } from 'fastify'
 import { BufferPool } from '../core/buffer-pool.js'
 import { PressureMonitor } from '../stream/pressure.js'
 import { createBatches, bodyStream } from '../body/batches.js'
-import { createParser, type PoisoningPolicy } from '../body/parser.js'
+import { createParser } from '../body/parser.js'
+import type { SecureParseOptions } from '../core/engine-options.js'
 import { continueOnFirstRead } from '../http/expect-continue.js'
 import { resolveRoute } from '../body/lifecycle.js'
 import {
-  invalidOption,
   JSON_CONTENT_TYPES,
   JSON_SEQ_CONTENT_TYPES,
   JSON_SUFFIX_CONTENT_TYPE,
@@ -19,8 +19,8 @@ import { kBodyState, kReply } from '../symbols.js'
 import '../body/types.js'
 
 const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
-  const opts = normalizeStreamBodyOptions(options, invalidOption, slabSize => new BufferPool({ slabSize }))
-  const policy: PoisoningPolicy = {
+  const opts = normalizeStreamBodyOptions(options, slabSize => new BufferPool({ slabSize }))
+  const policy: SecureParseOptions = {
     protoAction: app.initialConfig.onProtoPoisoning ?? 'error',
     constructorAction: app.initialConfig.onConstructorPoisoning ?? 'error'
   }

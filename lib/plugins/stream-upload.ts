@@ -3,8 +3,8 @@ import multipart from '@fastify/multipart'
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest, RouteOptions } from 'fastify'
 import { kUploadRouteOptions, kUploadState } from '../symbols.js'
 import {
-  normaliseRouteUploadOptions,
-  normaliseUploadOptions,
+  normalizeRouteUploadOptions,
+  normalizeUploadOptions,
   type ResolvedUploadOptions,
   type SavedUploads,
   type StreamUploadOptions,
@@ -53,7 +53,7 @@ const NO_FIELDS: UploadFields = Object.freeze(Object.create(null) as UploadField
 const NO_STATS: UploadStats = Object.freeze({ bytesReceived: 0, files: 0, currentFile: null })
 
 const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptions) => {
-  const options = await normaliseUploadOptions(rawOptions)
+  const options = await normalizeUploadOptions(rawOptions)
 
   // Multipart parsing: reuse @fastify/multipart if the application registered it already.
   if (!fastify.hasPlugin('@fastify/multipart') && !fastify.hasRequestDecorator('parts')) {
@@ -65,7 +65,7 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (fastify, rawOptio
     const config = route.config as unknown as UploadRouteConfig | undefined
     if (config?.streamUpload === undefined) return
     const name = `${String(route.method)} ${route.url}`
-    const resolved = normaliseRouteUploadOptions(config.streamUpload, options, name)
+    const resolved = normalizeRouteUploadOptions(config.streamUpload, options, name)
     route.config = { ...config, [kUploadRouteOptions]: resolved } as unknown as RouteOptions['config']
   })
 

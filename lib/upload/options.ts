@@ -6,7 +6,18 @@ import path from 'node:path'
 import type { FastifyRequest } from 'fastify'
 import type { TransformFactory } from '../options.js'
 import { BufferPool } from '../core/buffer-pool.js'
-import { FST_NEXURE_INVALID_OPTION } from '../errors.js'
+import {
+  boolean,
+  FASTIFY_REGISTER_KEYS,
+  describe,
+  functionList,
+  integer,
+  invalid,
+  optionsObject,
+  REGISTRATION,
+  scopeOf,
+  type OptionScope
+} from '../option-check.js'
 import { DiskStorage } from './disk-storage.js'
 import type { DiskStoredFile, StorageEngine, UploadFileInfo } from './storage.js'
 
@@ -181,7 +192,7 @@ export const STREAM_UPLOAD_DEFAULTS = Object.freeze({
   minFreeSpace: 0
 })
 
-/** Options normalised: every field present, frozen. Plugin and route options resolve to this. */
+/** Options normalized: every field present, frozen. Plugin and route options resolve to this. */
 export interface ResolvedUploadOptions {
   readonly tempDir: string
   readonly maxFileSize: number
@@ -200,119 +211,74 @@ export interface ResolvedUploadOptions {
   readonly storage: StorageEngine
 }
 
-const OPTION_NAMES = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool', 'storage', 'maxTotalSize', 'fileFilter', 'minFreeSpace'])
-const ROUTE_OPTION_NAMES = new Set([...OPTION_NAMES].filter(name => name !== 'pool'))
-// Fastify hands its own register() options (prefix, logLevel, ...) to the plugin too.
-const FASTIFY_REGISTER_NAMES = new Set(['prefix', 'logLevel', 'logSerializers'])
+const OPTION_NAMES: ReadonlySet<string> = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool', 'storage', 'maxTotalSize', 'fileFilter', 'minFreeSpace'])
+const ROUTE_OPTION_NAMES: ReadonlySet<string> = new Set([...OPTION_NAMES].filter(name => name !== 'pool'))
 // Below a page, gathering chunks into a slab would not save writes worth the copy.
 const MIN_SLAB_SIZE = 4096
 const LIMIT_NAMES = ['maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'maxTotalSize', 'minFreeSpace'] as const
 
-// Names an option in messages: `maxFiles` for the plugin's, `config.streamUpload.maxFiles of
-// POST /upload` for a route's.
-type Label = (name: string) => string
-const pluginLabel: Label = name => name
-
-function invalid (name: string, why: string): Error {
-  return new FST_NEXURE_INVALID_OPTION(name, why)
-}
-
-function describe (value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value)
-  if (typeof value === 'function') return 'a function'
-  return String(value)
-}
-
 // Limits are counts of bytes or parts: non-negative integers, or Infinity for "no limit".
-function checkLimit (at: Label, name: string, value: unknown): number {
-  if (typeof value !== 'number' || !(value === Infinity || (Number.isSafeInteger(value) && value >= 0))) {
-    throw invalid(at(name), `expected a non-negative integer or Infinity, got ${describe(value)}`)
-  }
-  return value
-}
+const LIMIT = { min: 0, infinity: true } as const
 
-function checkHash (at: Label, value: unknown): string | false {
+function checkHash (at: OptionScope, value: unknown): string | false {
   if (value === false) return false
   if (typeof value !== 'string' || !getHashes().includes(value)) {
-    throw invalid(at('hash'), `expected false or one of crypto.getHashes() (e.g. "sha256"), got ${describe(value)}`)
+    throw invalid(at, 'hash', `expected false or one of crypto.getHashes() (e.g. "sha256"), got ${describe(value)}`)
   }
   try {
     createHash(value)
   } catch (err) {
-    throw invalid(at('hash'), `"${value}" cannot be used with crypto.createHash: ${(err as Error).message}`)
+    throw invalid(at, 'hash', `"${value}" cannot be used with crypto.createHash: ${(err as Error).message}`)
   }
   return value
 }
 
-function checkTransforms (at: Label, value: unknown): readonly TransformFactory[] {
-  if (!Array.isArray(value)) throw invalid(at('transforms'), `expected an array of functions, got ${describe(value)}`)
-  value.forEach((factory, index) => {
-    if (typeof factory !== 'function') {
-      throw invalid(at(`transforms[${index}]`), `expected a function returning a Transform, got ${describe(factory)}`)
-    }
-  })
-  return Object.freeze([...value] as TransformFactory[])
-}
-
-function checkPool (at: Label, value: unknown): BufferPool | null {
+function checkPool (at: OptionScope, value: unknown): BufferPool | null {
   if (value === false) return null
   if (!(value instanceof BufferPool) || value.slabSize < MIN_SLAB_SIZE) {
-    throw invalid(at('pool'), `expected false or a BufferPool with slabSize >= ${MIN_SLAB_SIZE}, got ${describe(value)}`)
+    throw invalid(at, 'pool', `expected false or a BufferPool with slabSize >= ${MIN_SLAB_SIZE}, got ${describe(value)}`)
   }
   return value
 }
 
-function checkStorage (at: Label, value: unknown): 'disk' | StorageEngine {
+function checkStorage (at: OptionScope, value: unknown): 'disk' | StorageEngine {
   if (value === 'disk') return value
   const engine = value as Partial<StorageEngine> | null
   if (engine === null || typeof engine !== 'object' || typeof engine.open !== 'function' ||
     typeof engine.remove !== 'function' || typeof engine.durable !== 'boolean' ||
     (engine.ready !== undefined && typeof engine.ready !== 'function')) {
-    throw invalid(at('storage'), `expected 'disk' or a storage engine ({ durable, open(), remove() }, e.g. s3Storage(...)), got ${describe(value)}`)
+    throw invalid(at, 'storage', `expected 'disk' or a storage engine ({ durable, open(), remove() }, e.g. s3Storage(...)), got ${describe(value)}`)
   }
   return engine as StorageEngine
 }
 
-function checkFileFilter (at: Label, value: unknown): FileFilter | null {
+function checkFileFilter (at: OptionScope, value: unknown): FileFilter | null {
   if (value === null) return null
-  if (typeof value !== 'function') throw invalid(at('fileFilter'), `expected a function (file, head) => boolean or null, got ${describe(value)}`)
+  if (typeof value !== 'function') throw invalid(at, 'fileFilter', `expected a function (file, head) => boolean or null, got ${describe(value)}`)
   return value as FileFilter
 }
 
-function checkTempDirPath (at: Label, value: unknown): string {
+function checkTempDirPath (at: OptionScope, value: unknown): string {
   if (typeof value !== 'string' || value.length === 0 || value.includes('\0')) {
-    throw invalid(at('tempDir'), `expected a directory path, got ${describe(value)}`)
+    throw invalid(at, 'tempDir', `expected a directory path, got ${describe(value)}`)
   }
   return path.resolve(value)
 }
 
-function notADirectory (at: Label, dir: string, err?: unknown): Error {
+function notADirectory (at: OptionScope, dir: string, err?: unknown): Error {
   const why = err === undefined ? 'not a directory' : (err as NodeJS.ErrnoException).code ?? String(err)
-  return invalid(at('tempDir'), `"${dir}" is not an existing directory (${why})`)
+  return invalid(at, 'tempDir', `"${dir}" is not an existing directory (${why})`)
 }
 
-function checkObject (at: Label, options: unknown, known: ReadonlySet<string>, ignored: ReadonlySet<string> = new Set()): Record<string, unknown> {
-  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
-    throw invalid(at('') || 'options', `expected an object, got ${describe(options)}`)
-  }
-  for (const key of Object.keys(options)) {
-    if (!known.has(key) && !ignored.has(key)) throw invalid(at(key), `unknown option (known: ${[...known].join(', ')})`)
-  }
-  return options as Record<string, unknown>
-}
-
-// Shared by plugin and route normalisation: `base` supplies what `options` leaves out.
-function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploadOptions): ResolvedUploadOptions {
+// Shared by plugin and route normalization: `base` supplies what `options` leaves out.
+function merge (at: OptionScope, options: Record<string, unknown>, base: ResolvedUploadOptions): ResolvedUploadOptions {
   const limits = { ...base } as Record<(typeof LIMIT_NAMES)[number], number>
   for (const name of LIMIT_NAMES) {
-    if (options[name] !== undefined) limits[name] = checkLimit(at, name, options[name])
-  }
-  if (options.keepFiles !== undefined && typeof options.keepFiles !== 'boolean') {
-    throw invalid(at('keepFiles'), `expected a boolean, got ${describe(options.keepFiles)}`)
+    limits[name] = integer(at, name, options[name], limits[name], LIMIT)
   }
   const storageOption = options.storage === undefined ? base.storageOption : checkStorage(at, options.storage)
   if (storageOption !== 'disk' && limits.minFreeSpace > 0) {
-    throw invalid(at('minFreeSpace'), 'applies to storage \'disk\' only (a storage engine watches its own capacity)')
+    throw invalid(at, 'minFreeSpace', 'applies to storage \'disk\' only (a storage engine watches its own capacity)')
   }
   const tempDir = options.tempDir === undefined ? base.tempDir : checkTempDirPath(at, options.tempDir)
   const pool = options.pool === undefined ? base.pool : checkPool(at, options.pool)
@@ -324,9 +290,9 @@ function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploa
     maxFieldSize: limits.maxFieldSize,
     maxTotalSize: limits.maxTotalSize,
     minFreeSpace: limits.minFreeSpace,
-    keepFiles: (options.keepFiles as boolean | undefined) ?? base.keepFiles,
+    keepFiles: boolean(at, 'keepFiles', options.keepFiles, base.keepFiles),
     hash: options.hash === undefined ? base.hash : checkHash(at, options.hash),
-    transforms: options.transforms === undefined ? base.transforms : checkTransforms(at, options.transforms),
+    transforms: functionList<TransformFactory>(at, 'transforms', options.transforms, base.transforms, 'functions returning a Transform'),
     pool,
     fileFilter: options.fileFilter === undefined ? base.fileFilter : checkFileFilter(at, options.fileFilter),
     storageOption,
@@ -339,8 +305,8 @@ function merge (at: Label, options: Record<string, unknown>, base: ResolvedUploa
  * Validates the plugin's options and returns a fresh frozen copy with every default filled in.
  * The caller's object is never written to. Throws FST_NEXURE_INVALID_OPTION.
  */
-export async function normaliseUploadOptions (options: StreamUploadOptions = {}): Promise<ResolvedUploadOptions> {
-  const checked = checkObject(pluginLabel, options, OPTION_NAMES, FASTIFY_REGISTER_NAMES)
+export async function normalizeUploadOptions (options?: StreamUploadOptions): Promise<ResolvedUploadOptions> {
+  const checked = optionsObject(REGISTRATION, options, OPTION_NAMES, FASTIFY_REGISTER_KEYS)
   const pool = checked.pool === undefined ? new BufferPool({ slabSize: 64 * 1024, maxPooled: 16 }) : null
   const base: ResolvedUploadOptions = {
     ...STREAM_UPLOAD_DEFAULTS,
@@ -351,10 +317,10 @@ export async function normaliseUploadOptions (options: StreamUploadOptions = {})
     storageOption: 'disk',
     storage: new DiskStorage({ tempDir: tmpdir(), pool, minFreeSpace: 0 })
   }
-  const resolved = merge(pluginLabel, checked, base)
+  const resolved = merge(REGISTRATION, checked, base)
   if (resolved.storageOption === 'disk') {
-    const info = await stat(resolved.tempDir).catch((err: unknown) => { throw notADirectory(pluginLabel, resolved.tempDir, err) })
-    if (!info.isDirectory()) throw notADirectory(pluginLabel, resolved.tempDir)
+    const info = await stat(resolved.tempDir).catch((err: unknown) => { throw notADirectory(REGISTRATION, resolved.tempDir, err) })
+    if (!info.isDirectory()) throw notADirectory(REGISTRATION, resolved.tempDir)
   }
   await resolved.storage.ready?.()
   return resolved
@@ -364,9 +330,9 @@ export async function normaliseUploadOptions (options: StreamUploadOptions = {})
  * Validates a route's `config.streamUpload` (at route registration, from the onRoute hook) and
  * returns the plugin's options with the route's on top, frozen.
  */
-export function normaliseRouteUploadOptions (routeOptions: unknown, plugin: ResolvedUploadOptions, route: string): ResolvedUploadOptions {
-  const at: Label = name => `config.streamUpload${name === '' ? '' : '.' + name} of ${route}`
-  const checked = checkObject(at, routeOptions, ROUTE_OPTION_NAMES)
+export function normalizeRouteUploadOptions (routeOptions: unknown, plugin: ResolvedUploadOptions, route: string): ResolvedUploadOptions {
+  const at = scopeOf('config.streamUpload.', ` of ${route}`)
+  const checked = optionsObject(at, routeOptions, ROUTE_OPTION_NAMES)
   const resolved = merge(at, checked, plugin)
   if (resolved.storageOption === 'disk' && resolved.tempDir !== plugin.tempDir) {
     let isDirectory: boolean

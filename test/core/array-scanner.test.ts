@@ -341,8 +341,8 @@ t.test('options are checked', async t => {
   t.throws(() => new JsonArrayScanner({ batchSize: 0 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
   t.throws(() => new JsonArrayScanner({ maxParseBytes: 1.5 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
   t.throws(() => new JsonArrayScanner({ maxItemSize: -1 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
-  t.throws(() => new JsonArrayScanner({ path: 'a..b' }, () => {}), TypeError)
-  t.throws(() => new JsonArrayScanner({ protoAction: 'drop' as 'error' }, () => {}), TypeError)
+  t.throws(() => new JsonArrayScanner({ path: 'a..b' }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION', message: /path: Invalid path "a\.\.b": empty segment/ })
+  t.throws(() => new JsonArrayScanner({ protoAction: 'drop' as 'error' }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION', message: /protoAction: expected one of/ })
 })
 
 t.test('parseJsonBody parses whole bodies and locates faults as the scanner does', async t => {

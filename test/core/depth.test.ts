@@ -113,6 +113,26 @@ t.test('nestedDeeperThan counts levels of the parsed value', async t => {
   t.equal(nestedDeeperThan([1, 'x', null, { a: 1 }, [[2]]], 3), false, 'the deepest branch counts, not the first')
   t.equal(nestedDeeperThan(JSON.parse(nest(100_000)), 99_999), true, 'no recursion: any depth is safe')
   t.equal(nestedDeeperThan(JSON.parse('{"__proto__":[[1]]}'), 2), true, 'an own __proto__ key is walked like any key')
+  // Up to 4096 levels the walk recurses, beyond it it keeps its own stacks: both count alike.
+  for (const maxDepth of [4095, 4096, 4097, 5000]) {
+    const objects = JSON.parse('{"a":'.repeat(maxDepth - 1) + '[1]' + '}'.repeat(maxDepth - 1)) as unknown
+    t.equal(nestedDeeperThan(JSON.parse(nest(maxDepth)), maxDepth), false, `${maxDepth} levels of arrays fit maxDepth ${maxDepth}`)
+    t.equal(nestedDeeperThan(JSON.parse(nest(maxDepth + 1)), maxDepth), true, `${maxDepth + 1} levels of arrays do not`)
+    t.equal(nestedDeeperThan(objects, maxDepth), false, `${maxDepth} levels of objects fit`)
+    t.equal(nestedDeeperThan({ wrap: objects }, maxDepth), true, 'one more object around them does not')
+  }
+})
+
+t.test('whole bodies: plain JSON.parse where nothing can be poisoned, the policy where something can', async t => {
+  const rows = Buffer.from(JSON.stringify([{ id: 1, tags: ['a'] }, { id: 2, tags: [] }]))
+  t.same(parseJsonBody(rows), JSON.parse(rows.toString()), 'a clean body parses as JSON.parse parses it')
+  t.same(parseJsonBody(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), rows])), JSON.parse(rows.toString()), 'a BOM is skipped, as secure-json-parse skips it')
+  t.throws(() => parseJsonBody(Buffer.from('[{"__proto__":{"x":1}}]')), { code: 'FST_NEXURE_FORBIDDEN_PROPERTY' }, '__proto__ is refused')
+  t.throws(() => parseJsonBody(Buffer.from('[{"\\u005f_proto__":{"x":1}}]')), { code: 'FST_NEXURE_FORBIDDEN_PROPERTY' }, 'so is __proto__ spelled with an escape')
+  t.throws(() => parseJsonBody(Buffer.from('{"constructor":{"prototype":{"x":1}}}')), { code: 'FST_NEXURE_FORBIDDEN_PROPERTY' }, 'and constructor.prototype')
+  t.same(parseJsonBody(Buffer.from('[{"__proto__":{"x":1}}]'), { protoAction: 'remove' }), [{}], "'remove' removes it")
+  const ignored = parseJsonBody(Buffer.from('[{"__proto__":{"x":1}}]'), { protoAction: 'ignore', constructorAction: 'ignore' }) as Array<Record<string, unknown>>
+  t.same(Object.getOwnPropertyDescriptor(ignored[0], '__proto__')?.value, { x: 1 }, "'ignore' keeps it as an own key, as JSON.parse does")
 })
 
 t.test('whole bodies: the same answer whichever way their depth is checked', async t => {

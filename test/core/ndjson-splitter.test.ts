@@ -134,7 +134,7 @@ t.test('counters, and a throwing onItems', async t => {
 t.test('options are checked', async t => {
   t.throws(() => new NdjsonSplitter({ batchSize: 0 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
   t.throws(() => new NdjsonSplitter({ maxItemSize: 0.5 }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
-  t.throws(() => new NdjsonSplitter({ constructorAction: 'x' as 'error' }, () => {}), TypeError)
+  t.throws(() => new NdjsonSplitter({ constructorAction: 'x' as 'error' }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION', message: /constructorAction: expected one of 'error', 'remove', 'ignore', got "x"/ })
 })
 
 t.test('parseNdjsonBody gives every line value, or the located error', async t => {

@@ -2,7 +2,7 @@
 // own parser (secure-json-parse on the whole text) makes of a body, as items or an error code.
 
 import sjson from 'secure-json-parse'
-import type { PoisoningAction } from '../../lib/core/json-text.js'
+import type { PoisoningAction } from '../../lib/core/engine-options.js'
 import { parsePath } from '../../lib/core/path.js'
 
 export interface Policy { protoAction?: PoisoningAction, constructorAction?: PoisoningAction }
