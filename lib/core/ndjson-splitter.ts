@@ -282,7 +282,14 @@ export class NdjsonSplitter {
           this.#line++
           continue
         }
-        this.#keep(value, bytes, start, end, from)
+        if (this.#accept !== null) {
+          this.#keep(value, bytes, start, end, from)
+        } else {
+          // The usual case, inline: this loop is the NDJSON hot path.
+          this.#records++
+          this.#batch.push(value)
+          if (this.#batch.length >= this.#batchSize) this.#emit()
+        }
       }
       from = newline + 1
       this.#line++
