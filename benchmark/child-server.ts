@@ -28,6 +28,9 @@ export function answerParent (port: number, close: () => Promise<unknown>): void
       send({ type: 'reset-done' })
     } else if (message.type === 'peaks') {
       send({ type: 'peaks', ...peaks.report() })
+    } else if (message.type === 'cpu') {
+      const usage = process.cpuUsage()
+      send({ type: 'cpu', micros: usage.user + usage.system })
     }
   })
   process.on('disconnect', () => {

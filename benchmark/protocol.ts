@@ -2,12 +2,14 @@ import type { PeakMemoryReport } from './peak-memory.js'
 
 // IPC messages between bench.ts and its server and client child processes.
 
-export type ParentMessage = { type: 'reset' } | { type: 'peaks' }
+export type ParentMessage = { type: 'reset' } | { type: 'peaks' } | { type: 'cpu' }
 
 export type ServerMessage =
   | { type: 'listening', port: number }
   | { type: 'reset-done' }
   | ({ type: 'peaks' } & PeakMemoryReport)
+  /** The server process's CPU time so far (`process.cpuUsage()`, user + system), in microseconds. */
+  | { type: 'cpu', micros: number }
 
 /** What the client child is asked to send (argv[2], as JSON). */
 export interface ClientJob {

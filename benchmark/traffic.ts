@@ -40,6 +40,11 @@ interface Settings {
 interface Round {
   requestsPerSecond: number
   p99Ms: number
+  /**
+   * The server's CPU time per request over the measured seconds, in microseconds: what the
+   * server spent, whatever the rest of the machine was doing, where req/s is what it got.
+   */
+  cpuMicrosPerRequest: number
   errors: number
 }
 
@@ -48,16 +53,18 @@ interface RowResult {
   label: string
   bodyBytes: number
   rounds: Record<TrafficApp, Round[]>
-  median: Record<TrafficApp, { requestsPerSecond: number, p99Ms: number }>
+  median: Record<TrafficApp, { requestsPerSecond: number, p99Ms: number, cpuMicrosPerRequest: number }>
   /** streamBody's req/s over Fastify alone's: 1 is no cost. */
   ratio: number
+  /** Fastify alone's server CPU per request over streamBody's: 1 is no cost, as for `ratio`. */
+  cpuRatio: number
   /** streamBody's p99 minus Fastify alone's, in ms. */
   p99DeltaMs: number
 }
 
 export interface TrafficReport {
   tool: 'nexure-bench-traffic'
-  version: 1
+  version: 2
   date: string
   command: string
   machine: Machine
@@ -137,10 +144,14 @@ async function round (app: TrafficApp, row: TrafficRow, settings: Settings): Pro
   try {
     await check(server, row)
     await load(server, row, settings.warmup, settings.connections)
+    const before = await server.ask({ type: 'cpu' }, 'cpu')
     const result = await load(server, row, settings.duration, settings.connections)
+    const after = await server.ask({ type: 'cpu' }, 'cpu')
     const errors = result.errors + result.timeouts + result.non2xx
     if (errors > 0) throw new Error(`${row.name} on ${TRAFFIC_LABELS[app]}: ${errors} failed requests (${result.non2xx} non-2xx)`)
-    return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, errors }
+    // Two IPC answers ride inside the measured CPU time: a few microseconds in millions.
+    const cpuMicrosPerRequest = (after.micros - before.micros) / Math.max(1, result.requests.total)
+    return { requestsPerSecond: result.requests.average, p99Ms: result.latency.p99, cpuMicrosPerRequest, errors }
   } finally {
     await server.stop()
   }
@@ -150,20 +161,25 @@ function progress (line: string): void {
   process.stderr.write(line + '\n')
 }
 
+function micros (n: number): string {
+  return n >= 1000 ? `${(n / 1000).toFixed(2)} ms` : `${n.toFixed(1)} us`
+}
+
 function kilo (n: number): string {
   return n >= 10_000 ? `${(n / 1000).toFixed(1)}k` : n.toFixed(0)
 }
 
 export function trafficTable (report: TrafficReport): string {
   const lines = [
-    '| Request | Fastify alone (req/s, p99) | + streamBody (req/s, p99) | req/s ratio | p99 difference |',
-    '|---|--:|--:|--:|--:|'
+    '| Request | Fastify alone (req/s, p99) | + streamBody (req/s, p99) | req/s ratio | p99 difference | server CPU per request | CPU ratio |',
+    '|---|--:|--:|--:|--:|--:|--:|'
   ]
   for (const row of report.rows) {
     const a = row.median.fastify
     const b = row.median.nexure
     const sign = row.p99DeltaMs > 0 ? '+' : ''
-    lines.push(`| ${row.label} | ${kilo(a.requestsPerSecond)}, ${a.p99Ms} ms | ${kilo(b.requestsPerSecond)}, ${b.p99Ms} ms | ${row.ratio.toFixed(2)}x | ${sign}${row.p99DeltaMs} ms |`)
+    const cpu = `${micros(a.cpuMicrosPerRequest)} / ${micros(b.cpuMicrosPerRequest)}`
+    lines.push(`| ${row.label} | ${kilo(a.requestsPerSecond)}, ${a.p99Ms} ms | ${kilo(b.requestsPerSecond)}, ${b.p99Ms} ms | ${row.ratio.toFixed(2)}x | ${sign}${row.p99DeltaMs} ms | ${cpu} | ${row.cpuRatio.toFixed(2)}x |`)
   }
   return lines.join('\n') + '\n'
 }
@@ -191,12 +207,13 @@ async function main (): Promise<number> {
         const result = await round(app, row, settings)
         rounds[app].push(result)
         done++
-        progress(`[${String(done).padStart(String(total).length)}/${total}] ${row.name.padEnd(11)} ${TRAFFIC_LABELS[app].padEnd(20)} round ${run}/${settings.runs}: ${kilo(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms  (${((performance.now() - started) / 1000).toFixed(0)} s)`)
+        progress(`[${String(done).padStart(String(total).length)}/${total}] ${row.name.padEnd(11)} ${TRAFFIC_LABELS[app].padEnd(20)} round ${run}/${settings.runs}: ${kilo(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms, ${micros(result.cpuMicrosPerRequest)} CPU/req  (${((performance.now() - started) / 1000).toFixed(0)} s)`)
       }
     }
-    const medianOf = (app: TrafficApp): { requestsPerSecond: number, p99Ms: number } => ({
+    const medianOf = (app: TrafficApp): RowResult['median'][TrafficApp] => ({
       requestsPerSecond: median(rounds[app].map(r => r.requestsPerSecond)),
-      p99Ms: median(rounds[app].map(r => r.p99Ms))
+      p99Ms: median(rounds[app].map(r => r.p99Ms)),
+      cpuMicrosPerRequest: median(rounds[app].map(r => r.cpuMicrosPerRequest))
     })
     const m = { fastify: medianOf('fastify'), nexure: medianOf('nexure') }
     rows.push({
@@ -206,12 +223,13 @@ async function main (): Promise<number> {
       rounds,
       median: m,
       ratio: m.nexure.requestsPerSecond / m.fastify.requestsPerSecond,
+      cpuRatio: m.fastify.cpuMicrosPerRequest / m.nexure.cpuMicrosPerRequest,
       p99DeltaMs: m.nexure.p99Ms - m.fastify.p99Ms
     })
   }
   const report: TrafficReport = {
     tool: 'nexure-bench-traffic',
-    version: 1,
+    version: 2,
     date,
     command: ['npm run bench:traffic', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: host,

@@ -220,6 +220,7 @@ export const STREAM_BODY_DEFAULTS = Object.freeze({
   maxDepth: ENGINE_DEFAULTS.maxDepth,
   maxBufferSize: 64 * 1024,
   streamChunkSize: 16 * 1024,
+  /** Both plugins': one unread-body policy (stream/unread-body.ts), one default. */
   drainLimit: 64 * 1024,
   bodyTimeout: 0,
   idleTimeout: 30_000,

@@ -123,6 +123,37 @@ t.test('a small body counts its bytes against bodyLimit even when the payload ou
   t.match(res.json().message, /the body \(\d+ bytes so far\)/)
 })
 
+t.test('a small body that came in many chunks is decoded across their seams, and kept as it came', async t => {
+  const app = await bodyApp(t, {})
+  app.post('/json', async (request) => request.body)
+  app.post('/ndjson', async (request) => request.body)
+  app.post('/bytes', async (request) => {
+    const parts: Buffer[] = []
+    for await (const chunk of request.bodyStream()) parts.push(chunk as Buffer)
+    return { hex: Buffer.concat(parts).toString('hex') }
+  })
+  await app.ready()
+  // Every cut between two bytes, through 2-, 3- and 4-byte characters.
+  const value = [{ name: 'José Zoë', city: '東京', smile: '😀' }, 'Søren']
+  const cutEverywhere = (bytes: Buffer): Buffer[] => Array.from(bytes, (_, i) => bytes.subarray(i, i + 1))
+  const send = async (url: string, type: string, bytes: Buffer) => await app.inject({
+    method: 'POST',
+    url,
+    headers: { 'content-type': type, 'content-length': String(bytes.length) },
+    payload: Readable.from(cutEverywhere(bytes))
+  })
+  const json = Buffer.from(JSON.stringify(value))
+  t.same((await send('/json', 'application/json', json)).json(), value, 'JSON, one byte a chunk')
+  const lines = Buffer.from(value.map(item => JSON.stringify(item)).join('\n') + '\n')
+  t.same((await send('/ndjson', 'application/x-ndjson', lines)).json(), value, 'NDJSON, one byte a chunk')
+  const bytes = (await send('/bytes', 'application/json', json)).json<{ hex: string }>()
+  t.equal(bytes.hex, json.toString('hex'), 'bodyStream() gives the bytes as they were sent')
+  const broken = Buffer.concat([json.subarray(0, 10), Buffer.from([0xff]), json.subarray(10)])
+  const res = await send('/json', 'application/json', Buffer.concat([Buffer.from('['), broken.subarray(1, 30), Buffer.from(']')]))
+  t.equal(res.statusCode, 400, 'a malformed body in many chunks is still located')
+  t.equal(res.json().code, 'FST_NEXURE_INVALID_JSON')
+})
+
 t.test('small bodies that need decoding or transforms still work', async t => {
   const { gzipSync } = await import('node:zlib')
   const app = await bodyApp(t)

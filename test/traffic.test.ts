@@ -34,14 +34,20 @@ t.test('the compiled bench:traffic measures both apps on every row it is given',
   const file = readdirSync(out).find(name => /^traffic-.*\.json$/.test(name))
   t.ok(file, 'wrote the results as JSON')
   const report = JSON.parse(readFileSync(path.join(out, file ?? 'missing'), 'utf8')) as {
-    rows: Array<{ name: string, ratio: number, median: Record<string, { requestsPerSecond: number }> }>
+    rows: Array<{ name: string, ratio: number, cpuRatio: number, median: Record<string, { requestsPerSecond: number, cpuMicrosPerRequest: number }> }>
   }
   t.same(report.rows.map(r => r.name), rows.split(','))
   for (const row of report.rows) {
     t.ok(row.median.fastify!.requestsPerSecond > 0 && row.median.nexure!.requestsPerSecond > 0, `${row.name}: both apps answered`)
     t.ok(Number.isFinite(row.ratio) && row.ratio > 0, `${row.name}: a ratio`)
+    // A request costs the server microseconds, not nothing and not seconds.
+    for (const app of ['fastify', 'nexure']) {
+      const cpu = row.median[app]!.cpuMicrosPerRequest
+      t.ok(cpu > 1 && cpu < 1_000_000, `${row.name}: the ${app} server's CPU per request (${cpu.toFixed(1)} us)`)
+    }
+    t.ok(Number.isFinite(row.cpuRatio) && row.cpuRatio > 0, `${row.name}: a CPU ratio`)
   }
-  t.match(stdout, /\| Request \| Fastify alone \(req\/s, p99\) \| \+ streamBody \(req\/s, p99\) \| req\/s ratio \| p99 difference \|/)
+  t.match(stdout, /\| Request \| Fastify alone \(req\/s, p99\) \| \+ streamBody \(req\/s, p99\) \| req\/s ratio \| p99 difference \| server CPU per request \| CPU ratio \|/)
   t.match(readFileSync(path.join(out, 'traffic.svg'), 'utf8'), /^<svg[^>]+xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
 })
 

@@ -83,11 +83,14 @@ expectNotAssignable<StreamUploadOptions>({ maxFileSize: '1gb' })
 expectNotAssignable<StreamUploadOptions>({ keepFiles: 'yes' })
 expectNotAssignable<StreamUploadOptions>({ transforms: [() => 'not a transform'] })
 expectNotAssignable<StreamUploadOptions>({ tempDir: 42 })
+expectAssignable<StreamUploadOptions>({ drainLimit: 0 })
+expectNotAssignable<StreamUploadOptions>({ drainLimit: '64kb' })
 
 // Per-route options
 expectAssignable<StreamUploadRouteOptions>({ maxFileSize: 10, hash: 'md5', keepFiles: false, tempDir: '/tmp' })
 expectAssignable<StreamUploadRouteOptions>({ storage: memory, maxTotalSize: 100, fileFilter: () => false, minFreeSpace: 0 })
 expectNotAssignable<StreamUploadRouteOptions>({ pool: new BufferPool() })
+expectNotAssignable<StreamUploadRouteOptions>({ drainLimit: 0 })
 app.post('/route', { config: { streamUpload: { maxFiles: 1, hash: 'sha1' } } }, async () => 'ok')
 expectError(app.post('/bad', { config: { streamUpload: { maxFiles: '1' } } }, async () => 'ok'))
 

@@ -13,7 +13,7 @@ import type { SecureParseOptions } from '../core/engine-options.js'
 import { checkBatchesOptions, type BatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
-import { parseNdjsonBody } from '../core/json-text.js'
+import { parseNdjsonBody } from '../core/whole-body.js'
 import { SkipLog } from './skipping.js'
 
 type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
@@ -123,7 +123,7 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
     // The records again, with itemSchema, so that a refused one is located by line and offset
     // as when streamed (the parse already left out the ones that are not JSON).
     log = new SkipLog(state.route.maxSkipped)
-    items = parseNdjsonBody(state.buffer!, {
+    items = parseNdjsonBody(state.chunks!, {
       ...policy,
       maxDepth: state.route.maxDepth,
       format: state.kind as 'ndjson' | 'json-seq',
@@ -147,7 +147,7 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
     }
   } finally {
     if (skipping) {
-      const length = state.buffer?.length ?? 0
+      const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
       request.streamStats = {
         bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: yielded, batches,
         durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
@@ -258,7 +258,7 @@ export function createBatches (policy: SecureParseOptions) {
 export function bodyStream (this: FastifyRequest): Readable {
   const state = claim(this, 'request.bodyStream()', 'a body parsed by nexure')
   const source = state.source
-  if (source === null) return Readable.from([state.buffer ?? Buffer.alloc(0)], { objectMode: false })
+  if (source === null) return Readable.from(state.chunks ?? [], { objectMode: false })
   const request = this
   async function * bytes (): AsyncGenerator<Buffer> {
     try {

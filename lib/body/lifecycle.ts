@@ -1,9 +1,9 @@
 import type { FastifyRequest, onResponseHookHandler, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
 import { resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
-import { afterResponseSent, endStream, http2StreamOf } from '../http/transport.js'
-import { announcesClose, closeAfterAnswer, isClosing, isStreamPayload } from '../stream/close-connection.js'
+import { isStreamPayload } from '../stream/close-connection.js'
+import { decideUnreadRest, drainOrClose, type UnreadBody } from '../stream/unread-body.js'
 import { kReply, kRouteOptions } from '../symbols.js'
-import { bodyStateOf, hasUnreadBody, type BodyState } from './state.js'
+import { bodyStateOf, hasUnreadBody } from './state.js'
 
 // Fastify parses no body for these methods; their routes get none of nexure's hooks.
 const BODYLESS_METHODS = new Set(['GET', 'HEAD', 'TRACE'])
@@ -39,72 +39,34 @@ export const rememberReply: preParsingHookHandler = function (request, reply, pa
   done(null, payload)
 }
 
+/** The body's unread rest, for the unread-body policy (stream/unread-body.ts); null when there is none. */
+function unreadBodyOf (request: FastifyRequest): UnreadBody | null {
+  const state = bodyStateOf(request)
+  if (state === undefined || !hasUnreadBody(state)) return null
+  const reader = state.reader!
+  return {
+    rest: () => request.raw.complete ? 0 : state.contentLength === undefined ? Infinity : state.contentLength - reader.bytesReceived,
+    failed: state.failed,
+    stop: () => reader.destroy()
+  }
+}
+
 /**
- * onSend: a handler may answer before it has read the whole body (it broke out of its loop, or
- * a 400/413 ended it). Node will not dump a body that was piped and paused, so the next request
- * on that keep-alive connection would wait behind the unread bytes (fastify#4588,
- * multipart#630). A short rest is drained after the response; anything else closes the
- * connection, and the client is told so: from then on nothing that arrives on it is run
- * (see stream/close-connection.ts).
+ * onSend: an answer given before the whole body was read keeps the connection only if the rest
+ * is short enough to drain (see stream/unread-body.ts). A streamed reply while the handler still
+ * reads the body is full duplex: the body will be read as the reply is written, so the decision
+ * waits for onResponse.
  */
 export const planUnreadBody: onSendHookHandler = function (request, reply, payload, done) {
   const state = bodyStateOf(request)
-  const stream = http2StreamOf(request.raw)
-  if (stream !== null) {
-    // HTTP/2: nothing to announce; this stream's rest is settled once the response is sent.
-    // Fastify adds `connection: close` to every parser error, which HTTP/2 forbids.
-    reply.removeHeader('connection')
-    if (state !== undefined && hasUnreadBody(state)) afterResponseSent(stream, () => release(request))
-    done(null, payload)
-    return
-  }
-  // A streamed reply while the handler still reads the body is full duplex: the body will be
-  // read as the reply is written, so the decision waits for onResponse.
-  const streamed = isStreamPayload(payload)
-  const duplex = streamed && state?.consumedBy != null
-  if (state !== undefined && hasUnreadBody(state) && !duplex && (mustClose(request, state) || announcesClose(reply))) {
-    // A streamed reply may still claim the body (batches() called inside the stream).
-    closeAfterAnswer(request, reply, streamed)
-  }
+  const duplex = isStreamPayload(payload) && state?.consumedBy != null
+  decideUnreadRest(request, reply, payload, unreadBodyOf(request), state?.plugin.drainLimit ?? 0, duplex)
   done(null, payload)
-}
-
-function mustClose (request: FastifyRequest, state: BodyState): boolean {
-  const rest = request.raw.complete ? 0 : state.contentLength === undefined ? Infinity : state.contentLength - state.reader!.bytesReceived
-  // The whole body has arrived (`complete` may lag: a 400 can be sent from the microtasks that
-  // follow the body's last bytes, before the parser reports the message complete). The
-  // connection can serve the next request, as after Fastify's own parser.
-  if (rest === 0) return false
-  return state.failed || rest > state.plugin.drainLimit
-}
-
-/** After the response: stop reading, and drain a short rest or close, as the policy says. */
-function release (request: FastifyRequest): void {
-  const state = bodyStateOf(request)
-  if (state === undefined || !hasUnreadBody(state)) return
-  const announced = isClosing(request.raw.socket)
-  state.reader!.destroy()
-  if (request.raw.destroyed) return
-  const stream = http2StreamOf(request.raw)
-  if (stream !== null) {
-    // HTTP/2: the same policy, for this stream only (the socket is the whole session's).
-    if (mustClose(request, state)) endStream(request.raw)
-    else request.raw.resume()
-    return
-  }
-  if (!announced && mustClose(request, state)) {
-    // The headers went out before the handler stopped reading (a full-duplex reply): the client
-    // could not be told to close, and the rest is too long to drain. Closing is all that is left.
-    request.raw.socket?.destroy()
-    return
-  }
-  // Read what is left and discard it: a short rest, so the connection can be reused; on a
-  // closing connection the bytes no longer reach the parser (see closeAfterAnswer).
-  request.raw.resume()
 }
 
 /** onResponse: stop reading, free transforms and pooled buffers, drain a short rest. */
 export const releaseBody: onResponseHookHandler = function (request, reply, done) {
-  release(request)
+  const body = unreadBodyOf(request)
+  if (body !== null) drainOrClose(request, body, bodyStateOf(request)!.plugin.drainLimit)
   done()
 }

@@ -5,7 +5,7 @@ import {
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
-import { parseJsonWhole, parseNdjsonBody } from '../core/json-text.js'
+import { parseJsonWhole, parseNdjsonBody } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
@@ -45,32 +45,32 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (state: BodyState, body: Buffer, policy: SecureParseOptions): unknown {
+function parseWhole (state: BodyState, chunks: readonly Buffer[], length: number, policy: SecureParseOptions): unknown {
   const { maxItemSize, maxDepth } = state.route
   switch (state.kind) {
     case 'json':
       // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one
       // parse call. Otherwise the scanner checks item sizes too, so that a small body answers
       // exactly as the same body streamed would.
-      if (body.length > maxItemSize) {
+      if (length > maxItemSize) {
         const scanner = new JsonArrayScanner({ ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }, () => {})
-        scanner.write(body)
+        for (const chunk of chunks) scanner.write(chunk)
         scanner.end()
       }
-      return parseJsonWhole(body, policy, maxDepth)
+      return parseJsonWhole(chunks, length, policy, maxDepth)
     case 'ndjson':
     case 'json-seq': {
       // One pass over the records, which checks their sizes as it goes.
       const log = state.route.onInvalidItem === 'skip' ? (state.skipped = new SkipLog(state.route.maxSkipped)) : null
-      return parseNdjsonBody(body, {
+      return parseNdjsonBody(chunks, {
         ...policy,
         maxDepth,
-        maxItemSize: body.length > maxItemSize ? maxItemSize : Infinity,
+        maxItemSize: length > maxItemSize ? maxItemSize : Infinity,
         format: state.kind,
         skip: log === null ? null : (error, fault) => log.add(error, fault.index, fault.line, fault.offset)
       })
     }
-    case 'raw': return body
+    case 'raw': return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
   }
 }
 
@@ -87,7 +87,7 @@ const UNREAD: BodyReader = Object.freeze({ bytesReceived: 0, ended: false, destr
 function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: ResolvedStreamBodyOptions, route: ResolvedRouteOptions, error: Error, done: Done): void {
   request[kBodyState] = {
     kind, plugin, route, contentLength: contentLengthOf(request), reply: null,
-    buffer: null, source: null, reader: UNREAD, consumedBy: null, failed: true, skipped: null
+    chunks: null, source: null, reader: UNREAD, consumedBy: null, failed: true, skipped: null
   }
   done(error)
 }
@@ -109,11 +109,11 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
   // For a route registered before the plugin, which onRoute did not see: resolved once, here.
   const defaults = resolveRouteOptions(plugin, undefined, undefined)
 
-  function finish (state: BodyState, buffer: Buffer, done: Done): void {
-    state.buffer = buffer
+  function finish (state: BodyState, chunks: readonly Buffer[], length: number, done: Done): void {
+    state.chunks = chunks
     let body
     try {
-      body = parseWhole(state, buffer, policy)
+      body = parseWhole(state, chunks, length, policy)
     } catch (error) {
       state.failed = true
       done(error as Error)
@@ -137,7 +137,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
       }
       state.source = state.reader = null
       source.destroy()
-      finish(state, buffer, done)
+      finish(state, [buffer], buffer.length, done)
     }, (error: Error) => {
       state.failed = true
       done(error)
@@ -161,7 +161,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     }
     const state: BodyState = {
       kind, plugin, route, contentLength, reply: request[kReply] ?? null,
-      buffer: null, source: null, reader: null, consumedBy: null, failed: false, skipped: null
+      chunks: null, source: null, reader: null, consumedBy: null, failed: false, skipped: null
     }
     request[kBodyState] = state
     const small = contentLength !== undefined && contentLength <= route.streamThreshold
@@ -173,16 +173,16 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
           return
         }
         state.reader = null
-        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
         const coding = codings[0]
         if (coding === undefined) {
-          finish(state, body, done)
+          finish(state, chunks, length, done)
           return
         }
         // One call decodes it, up to what a small body may inflate to; past that (or past
         // bodyLimit) the streaming path takes the same bytes and answers as for any body.
+        const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
         decodeWhole(coding, body, Math.min(route.streamThreshold, route.bodyLimit) + 1).then(decoded => {
-          if (decoded !== null) finish(state, decoded, done)
+          if (decoded !== null) finish(state, [decoded], decoded.length, done)
           else readThroughSource(request, Readable.from([body]), state, codings, true, done)
         }, (error: Error) => {
           state.failed = true

@@ -23,8 +23,8 @@ export interface BodyState {
   readonly contentLength: number | undefined
   /** The reply of this request, for user transform factories. */
   reply: FastifyReply | null
-  /** The decoded bytes of a body read at once (small bodies), kept for bodyStream(). */
-  buffer: Buffer | null
+  /** The decoded bytes of a body read at once (small bodies), as they came, kept for bodyStream(). */
+  chunks: readonly Buffer[] | null
   /** The stream of a body left on the socket; null once a small body was read whole. */
   source: BodySource | null
   /**

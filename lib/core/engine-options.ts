@@ -10,6 +10,7 @@ import {
   type OptionScope
 } from '../option-check.js'
 import type { BufferPool } from './buffer-pool.js'
+import type { LocatedError } from './fault.js'
 import { parsePath, type PathSegment } from './path.js'
 
 /** What to do with `__proto__` keys and `constructor.prototype`, as in Fastify's `onProtoPoisoning`. */
@@ -22,6 +23,101 @@ export interface SecureParseOptions {
 }
 
 export const POISONING_ACTIONS: readonly PoisoningAction[] = Object.freeze(['error', 'remove', 'ignore'])
+
+/** Options both engines take. */
+export interface EngineOptions {
+  /**
+   * The most items in one `onItems` call.
+   * @default 1000
+   */
+  batchSize?: number
+  /**
+   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
+   * @default 'error'
+   */
+  protoAction?: PoisoningAction
+  /**
+   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
+   * @default 'error'
+   */
+  constructorAction?: PoisoningAction
+  /**
+   * Where carry-over buffers for partial items come from; `null` allocates them.
+   * @default null
+   */
+  pool?: BufferPool | null
+}
+
+/** Options of `JsonArrayScanner`. */
+export interface JsonScannerOptions extends EngineOptions {
+  /**
+   * Dot path of the array to stream (`items`, `data.rows`, `a.0.b`). Without it, the top-level
+   * value: an array yields its elements, anything else is one item.
+   * @default undefined (top level)
+   */
+  path?: string
+  /**
+   * The most bytes one element (or, with a path, one value off the path) may have. Crossing it
+   * throws FST_NEXURE_ITEM_TOO_LARGE at once, before the element ends.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * The most levels of arrays and objects, counted from the top of the body (the streamed array
+   * is one level, an object element a second). A deeper value is refused with
+   * FST_NEXURE_INVALID_JSON as soon as its opening bracket is seen.
+   * @default 1000
+   */
+  maxDepth?: number
+  /**
+   * The most bytes of text handed to one parse call; a single larger element is parsed alone.
+   * @default 32768 (32 KiB)
+   */
+  maxParseBytes?: number
+}
+
+/** Options of `NdjsonSplitter`. */
+export interface NdjsonSplitterOptions extends EngineOptions {
+  /**
+   * The most bytes one line may have (without its '\n'); crossing it throws
+   * FST_NEXURE_ITEM_TOO_LARGE at once.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * The most levels of arrays and objects in one line's value; a deeper one is refused with
+   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
+   * @default 1000
+   */
+  maxDepth?: number
+  /**
+   * 'ndjson': one value per line. 'json-seq': RFC 7464 records, each starting with RS (0x1E).
+   * @default 'ndjson'
+   */
+  format?: 'ndjson' | 'json-seq'
+  /**
+   * Called instead of throwing for a record that is not valid JSON or that `accept` refuses;
+   * the record is left out and splitting goes on. It may throw to end the body.
+   * @default null (such a record throws)
+   */
+  skip?: ((error: LocatedError, fault: RecordFault) => void) | null
+  /**
+   * Called with each parsed value when `skip` is set: null keeps it, an error leaves it out
+   * (handed to `skip`, located at the start of its line or record).
+   * @default null
+   */
+  accept?: ((value: unknown, index: number) => Error | null) | null
+}
+
+/** Where a left-out record was: its index among the body's records, its line (or record) and byte offset. */
+export interface RecordFault {
+  /** 0-based index among the non-blank records, counting those left out. */
+  index: number
+  /** 1-based line (NDJSON) or record (JSON text sequence). */
+  line: number
+  /** Byte offset of the fault in the body. */
+  offset: number
+}
 
 export const ENGINE_DEFAULTS = Object.freeze({
   batchSize: 1000,
@@ -58,7 +154,7 @@ export function poisoningPolicy (options: { protoAction?: unknown, constructorAc
 }
 
 /**
- * Checks the options both engines take (each engine's options interface documents them);
+ * Checks the options both engines take (EngineOptions and each engine's interface document them);
  * `known` is the engine's own list of keys.
  */
 export function resolveEngineOptions (options: unknown, known: ReadonlySet<string>): ResolvedEngineOptions {

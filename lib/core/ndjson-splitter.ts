@@ -20,33 +20,15 @@
 // since every record is parsed alone. A record too large, or one with a forbidden property,
 // still fails: the first is refused before it is whole, the second is the poisoning policy.
 
-import type { BufferPool } from './buffer-pool.js'
 import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
 import { describe, invalid, oneOf, REGISTRATION } from '../option-check.js'
-import type { PoisoningAction, SecureParseOptions } from './engine-options.js'
-import {
-  byteOffsetOfChar,
-  CarryBuffer,
-  depthFault,
-  depthFaultInBytes,
-  invalidJsonError,
-  itemTooLargeError,
-  mayPoison,
-  parseFailure,
-  secureParse,
-  tooDeepDetail
-} from './json-text.js'
-import type { LocatedError } from './json-text.js'
+import type { NdjsonSplitterOptions, RecordFault, SecureParseOptions } from './engine-options.js'
 
-/** Where a left-out record was: its index among the body's records, its line (or record) and byte offset. */
-export interface RecordFault {
-  /** 0-based index among the non-blank records, counting those left out. */
-  index: number
-  /** 1-based line (NDJSON) or record (JSON text sequence). */
-  line: number
-  /** Byte offset of the fault in the body. */
-  offset: number
-}
+export type { NdjsonSplitterOptions, RecordFault }
+import { CarryBuffer } from './carry-buffer.js'
+import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
+import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
+import { mayPoison, secureParse } from './secure-parse.js'
 
 /** The splitter's own options beside those both engines take. */
 const SPLITTER_KEYS: ReadonlySet<string> = new Set([...NDJSON_KEYS, 'format', 'skip', 'accept'])
@@ -56,58 +38,6 @@ function callbackOption<F> (name: string, value: unknown): F | null {
   if (value === undefined || value === null) return null
   if (typeof value !== 'function') throw invalid(REGISTRATION, name, `expected a function or null, got ${describe(value)}`)
   return value as F
-}
-
-export interface NdjsonSplitterOptions {
-  /**
-   * The most items in one `onItems` call.
-   * @default 1000
-   */
-  batchSize?: number
-  /**
-   * The most bytes one line may have (without its '\n'); crossing it throws
-   * FST_NEXURE_ITEM_TOO_LARGE at once.
-   * @default 16777216 (16 MiB)
-   */
-  maxItemSize?: number
-  /**
-   * The most levels of arrays and objects in one line's value; a deeper one is refused with
-   * FST_NEXURE_INVALID_JSON. Lines of at most this many characters are not even looked at.
-   * @default 1000
-   */
-  maxDepth?: number
-  /**
-   * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
-   * @default 'error'
-   */
-  protoAction?: PoisoningAction
-  /**
-   * What to do with `constructor.prototype` (Fastify's `onConstructorPoisoning`).
-   * @default 'error'
-   */
-  constructorAction?: PoisoningAction
-  /**
-   * Where carry-over buffers for partial lines come from; `null` allocates them.
-   * @default null
-   */
-  pool?: BufferPool | null
-  /**
-   * 'ndjson': one value per line. 'json-seq': RFC 7464 records, each starting with RS (0x1E).
-   * @default 'ndjson'
-   */
-  format?: 'ndjson' | 'json-seq'
-  /**
-   * Called instead of throwing for a record that is not valid JSON or that `accept` refuses;
-   * the record is left out and splitting goes on. It may throw to end the body.
-   * @default null (such a record throws)
-   */
-  skip?: ((error: LocatedError, fault: RecordFault) => void) | null
-  /**
-   * Called with each parsed value when `skip` is set: null keeps it, an error leaves it out
-   * (handed to `skip`, located at the record's first byte).
-   * @default null
-   */
-  accept?: ((value: unknown, index: number) => Error | null) | null
 }
 
 /** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */

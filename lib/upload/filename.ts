@@ -12,7 +12,7 @@ const MAX_FILENAME_BYTES = 255
 const UNSAFE_CHARACTERS = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g
 
 /** The client's file name reduced to a harmless base name; `''` when nothing usable is left. */
-export function sanitiseFilename (name: string | undefined): string {
+export function sanitizeFilename (name: string | undefined): string {
   if (name === undefined) return ''
   const withoutControls = name.replace(UNSAFE_CHARACTERS, '')
   // Both separators on every platform: a Windows client sends `C:\Users\x\a.txt`.

@@ -4,7 +4,7 @@ import { createHash, getHashes } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import type { FastifyRequest } from 'fastify'
-import type { TransformFactory } from '../options.js'
+import { STREAM_BODY_DEFAULTS, type TransformFactory } from '../options.js'
 import { BufferPool } from '../core/buffer-pool.js'
 import {
   boolean,
@@ -107,6 +107,14 @@ export interface StreamUploadOptions {
    * @default 0 (no check)
    */
   minFreeSpace?: number
+  /**
+   * When the answer goes out before the whole body was read (a 413 halfway through a file, a
+   * handler that never read it), up to this many unread bytes are read and discarded so the
+   * keep-alive connection can be reused; a larger rest closes the connection instead. The same
+   * policy as streamBody's `drainLimit`. Plugin level only.
+   * @default 65536 (64 KiB)
+   */
+  drainLimit?: number
 }
 
 /** Options a route may set in `config.streamUpload`; each one overrides the plugin's. */
@@ -142,7 +150,7 @@ export interface UploadedFileBase {
   /** The form field name the file came in. */
   fieldname: string
   /**
-   * The client's file name, sanitised (no directories, no control characters); metadata only,
+   * The client's file name, sanitized (no directories, no control characters); metadata only,
    * never used to build a path. May be empty.
    */
   filename: string
@@ -189,7 +197,8 @@ export const STREAM_UPLOAD_DEFAULTS = Object.freeze({
   keepFiles: false,
   hash: false as const,
   maxTotalSize: Infinity,
-  minFreeSpace: 0
+  minFreeSpace: 0,
+  drainLimit: STREAM_BODY_DEFAULTS.drainLimit
 })
 
 /** Options normalized: every field present, frozen. Plugin and route options resolve to this. */
@@ -206,13 +215,15 @@ export interface ResolvedUploadOptions {
   readonly maxTotalSize: number
   readonly fileFilter: FileFilter | null
   readonly minFreeSpace: number
+  readonly drainLimit: number
   /** `'disk'` or the engine given; `storage` is what it resolves to. */
   readonly storageOption: 'disk' | StorageEngine
   readonly storage: StorageEngine
 }
 
-const OPTION_NAMES: ReadonlySet<string> = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool', 'storage', 'maxTotalSize', 'fileFilter', 'minFreeSpace'])
-const ROUTE_OPTION_NAMES: ReadonlySet<string> = new Set([...OPTION_NAMES].filter(name => name !== 'pool'))
+const OPTION_NAMES: ReadonlySet<string> = new Set(['tempDir', 'maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'keepFiles', 'hash', 'transforms', 'pool', 'storage', 'maxTotalSize', 'fileFilter', 'minFreeSpace', 'drainLimit'])
+// The pool and the unread-body policy are the registration's, not a route's.
+const ROUTE_OPTION_NAMES: ReadonlySet<string> = new Set([...OPTION_NAMES].filter(name => name !== 'pool' && name !== 'drainLimit'))
 // Below a page, gathering chunks into a slab would not save writes worth the copy.
 const MIN_SLAB_SIZE = 4096
 const LIMIT_NAMES = ['maxFileSize', 'maxFiles', 'maxFields', 'maxFieldSize', 'maxTotalSize', 'minFreeSpace'] as const
@@ -290,6 +301,7 @@ function merge (at: OptionScope, options: Record<string, unknown>, base: Resolve
     maxFieldSize: limits.maxFieldSize,
     maxTotalSize: limits.maxTotalSize,
     minFreeSpace: limits.minFreeSpace,
+    drainLimit: integer(at, 'drainLimit', options.drainLimit, base.drainLimit, { min: 0 }),
     keepFiles: boolean(at, 'keepFiles', options.keepFiles, base.keepFiles),
     hash: options.hash === undefined ? base.hash : checkHash(at, options.hash),
     transforms: functionList<TransformFactory>(at, 'transforms', options.transforms, base.transforms, 'functions returning a Transform'),

@@ -11,9 +11,10 @@ import {
 } from '../errors.js'
 import { toUploadError } from './failure.js'
 import { readHead } from './file-head.js'
-import { sanitiseFilename } from './filename.js'
+import { sanitizeFilename } from './filename.js'
 import type { ResolvedUploadOptions, SavedUploads, UploadFields, UploadedFile, UploadStats } from './options.js'
 import { RequestStorage } from './request-storage.js'
+import { kUploadState } from '../symbols.js'
 import { UploadMeter, type RequestTotal } from './spill.js'
 import type { StorageSink, UploadFileInfo } from './storage.js'
 
@@ -109,7 +110,7 @@ export async function * iterateUploads (request: FastifyRequest, state: UploadSt
         fileIndex++
         const info: UploadFileInfo = Object.freeze({
           fieldname: part.fieldname,
-          filename: sanitiseFilename(part.filename),
+          filename: sanitizeFilename(part.filename),
           mimetype: part.mimetype,
           encoding: part.encoding,
           index: fileIndex
@@ -253,4 +254,38 @@ function describeHead (head: Buffer): string {
   if (head.length === 0) return 'it is empty'
   const shown = head.subarray(0, 8).toString('hex').replace(/(..)(?!$)/g, '$1 ')
   return `its first bytes are ${shown}${head.length > 8 ? ' …' : ''}`
+}
+
+// The request API: `request.uploads()`, `saveUploads()`, `uploadFields`, `uploadStats`.
+
+const NO_FIELDS: UploadFields = Object.freeze(Object.create(null) as UploadFields)
+const NO_STATS: UploadStats = Object.freeze({ bytesReceived: 0, files: 0, currentFile: null })
+
+export function uploads (this: FastifyRequest): AsyncIterableIterator<UploadedFile<any>> {
+  const state = claimBody(this, this[kUploadState] ?? null, 'uploads()')
+  return iterateUploads(this, state) as AsyncIterableIterator<UploadedFile<any>>
+}
+
+export function saveUploads (this: FastifyRequest): Promise<SavedUploads<any>> {
+  const state = this[kUploadState] ?? null
+  if (state?.saved != null) return state.saved
+  try {
+    const claimed = claimBody(this, state, 'saveUploads()')
+    claimed.saved = saveAll(this, claimed)
+    return claimed.saved as Promise<SavedUploads<any>>
+  } catch (err) {
+    return Promise.reject(err)
+  }
+}
+
+export const uploadFields = {
+  getter (this: FastifyRequest): UploadFields {
+    return this[kUploadState]?.fields ?? NO_FIELDS
+  }
+}
+
+export const uploadStats = {
+  getter (this: FastifyRequest): UploadStats {
+    return this[kUploadState]?.stats() ?? NO_STATS
+  }
 }

@@ -10,7 +10,7 @@ import type { FastifyRequest } from 'fastify'
 export interface UploadFileInfo {
   /** The form field name the file came in. */
   readonly fieldname: string
-  /** The client's file name, sanitised (no directories, no control characters); may be empty. */
+  /** The client's file name, sanitized (no directories, no control characters); may be empty. */
   readonly filename: string
   /** The part's Content-Type, as the client declared it (untrusted). */
   readonly mimetype: string

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { parseJsonBody } from '../../lib/core/json-text.js'
+import { parseJsonBody } from '../../lib/core/whole-body.js'
 import { chunkings, collect, show, splitAt } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 
@@ -140,6 +140,17 @@ t.test('byte offsets count bytes, not characters, before the fault', async t => 
   rejects(t, control, { code: 'FST_NEXURE_INVALID_JSON', offset: Buffer.from(control).indexOf(1), item: 1, message: /Bad control character/ })
   const batch = '[1, 2, 3, {"é": 1, "b": [1, 2, }]'
   rejects(t, batch, { code: 'FST_NEXURE_INVALID_JSON', offset: Buffer.from(batch).indexOf('}'), item: 3 }, { maxParseBytes: 1024 })
+})
+
+t.test('a fault inside a run of several elements is located by the scanner itself, message built once', async t => {
+  // One parse call takes all of these; the scanner finds the element at fault and says where.
+  const run = '[ "ü€", {"s": "a\\"b,]"}, [1, [2]] , tru ]'
+  const message = `Invalid JSON body: Unexpected token ']' at byte offset ${Buffer.from(run).indexOf('tru') + 3} (item 3)`
+  for (const options of [{ maxParseBytes: 1024 }, { maxParseBytes: 1, batchSize: 1 }]) {
+    rejects(t, run, { code: 'FST_NEXURE_INVALID_JSON', item: 3, message: new RegExp(`^${message.replace(/[[\]().*+?^$\\|{}]/g, '\\$&')}$`) }, options)
+  }
+  const poisoned = '[1, 2, {"a": {"__proto__": {}}}, 4]'
+  rejects(t, poisoned, { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', offset: Buffer.from(poisoned).indexOf('{'), item: 2, message: /^Object contains forbidden prototype property: at byte offset 7 \(item 2\)$/ }, { maxParseBytes: 1024 })
 })
 
 t.test('with maxDepth raised, deep nesting inside one element does not blow the stack', async t => {

@@ -3,7 +3,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { parseNdjsonBody } from '../../lib/core/json-text.js'
+import { parseNdjsonBody } from '../../lib/core/whole-body.js'
 import { chunkings, collect, show, splitAt } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
 
