@@ -10,7 +10,6 @@ import {
   type OptionScope
 } from '../option-check.js'
 import type { BufferPool } from './buffer-pool.js'
-import type { LocatedError } from './fault.js'
 import { parsePath, type PathSegment } from './path.js'
 
 /** What to do with `__proto__` keys and `constructor.prototype`, as in Fastify's `onProtoPoisoning`. */
@@ -97,10 +96,12 @@ export interface NdjsonSplitterOptions extends EngineOptions {
   format?: 'ndjson' | 'json-seq'
   /**
    * Called instead of throwing for a record that is not valid JSON or that `accept` refuses;
-   * the record is left out and splitting goes on. It may throw to end the body.
+   * the record is left out and splitting goes on. It may throw to end the body. The error is
+   * the located one the record would have thrown (a `LocatedError`; typed by its shape here so
+   * that the options sit below the faults).
    * @default null (such a record throws)
    */
-  skip?: ((error: LocatedError, fault: RecordFault) => void) | null
+  skip?: ((error: Error & { code: string, offset: number }, fault: RecordFault) => void) | null
   /**
    * Called with each parsed value when `skip` is set: null keeps it, an error leaves it out
    * (handed to `skip`, located at the start of its line or record).
