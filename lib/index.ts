@@ -20,12 +20,13 @@ export type { PressureBounds } from './stream/pressure.js'
 export { JsonArrayScanner } from './core/array-scanner.js'
 export type { JsonScannerOptions } from './core/array-scanner.js'
 export { NdjsonSplitter } from './core/ndjson-splitter.js'
-export type { NdjsonSplitterOptions } from './core/ndjson-splitter.js'
+export type { NdjsonSplitterOptions, RecordFault } from './core/ndjson-splitter.js'
 export type {
   StreamBodyOptions,
   StreamBodyRouteOptions,
   BatchesOptions,
   StreamStats,
+  SkippedItem,
   TransformFactory
 } from './options.js'
 export * as errors from './errors.js'

@@ -10,6 +10,7 @@ import {
   functionList,
   invalid,
   nonNegativeInteger,
+  oneOf,
   optionsObject,
   positiveInteger,
   REGISTRATION,
@@ -109,6 +110,21 @@ export interface StreamBodyOptions {
    * @default false
    */
   underPressure?: PressureBounds | false
+  /**
+   * What a record or item that cannot be used does to the body: `'fail'` answers 400 at the
+   * first one; `'skip'` leaves it out, counts it in `request.streamStats.skipped` and goes on.
+   * Skipped: an NDJSON line or JSON-sequence record that is not valid JSON (or nests past
+   * `maxDepth`), and any item that fails `itemSchema`. A malformed JSON array still fails (its
+   * structure is lost), and so do a record past `maxItemSize` and a forbidden property.
+   * @default 'fail'
+   */
+  onInvalidItem?: 'fail' | 'skip'
+  /**
+   * With `onInvalidItem: 'skip'`, the most records or items one body may have left out; the
+   * next one fails the body as with `'fail'`.
+   * @default 1000
+   */
+  maxSkipped?: number
 }
 
 /** Options a route may set in `config.streamBody`; they override the plugin's. */
@@ -134,6 +150,10 @@ export interface StreamBodyRouteOptions {
   bodyTimeout?: number
   /** @see StreamBodyOptions.idleTimeout */
   idleTimeout?: number
+  /** @see StreamBodyOptions.onInvalidItem */
+  onInvalidItem?: 'fail' | 'skip'
+  /** @see StreamBodyOptions.maxSkipped */
+  maxSkipped?: number
 }
 
 /** Options of one `request.batches()` call. */
@@ -169,7 +189,28 @@ export interface StreamStats {
   poolMisses: number
   /** Milliseconds intake was held by adaptive throttling (`underPressure`). */
   throttledMs: number
+  /** Records or items left out under `onInvalidItem: 'skip'`. */
+  skipped: number
+  /** The first 100 of them, in body order. */
+  skippedItems: SkippedItem[]
 }
+
+/** One record or item left out under `onInvalidItem: 'skip'`. */
+export interface SkippedItem {
+  /** 0-based index among the body's items (array elements, or non-blank records), counting skipped ones. */
+  index: number
+  /** 1-based line (NDJSON) or record (JSON text sequence); null for an array element. */
+  line: number | null
+  /** Byte offset in the (decoded) body of the fault, or of the item's start; null for an array element. */
+  offset: number | null
+  /** The error code the item would have failed the body with (FST_NEXURE_INVALID_JSON, FST_NEXURE_INVALID_ITEM). */
+  code: string
+  /** That error's message. */
+  message: string
+}
+
+/** How many skipped items `streamStats.skippedItems` keeps. */
+export const SKIPPED_ITEMS_KEPT = 100
 
 export const STREAM_BODY_DEFAULTS = Object.freeze({
   streamThreshold: 1024 * 1024,
@@ -183,13 +224,17 @@ export const STREAM_BODY_DEFAULTS = Object.freeze({
   drainLimit: 64 * 1024,
   bodyTimeout: 0,
   idleTimeout: 30_000,
-  sampleInterval: 50
+  sampleInterval: 50,
+  onInvalidItem: 'fail' as 'fail' | 'skip',
+  maxSkipped: 1000
 })
 
 export const JSON_CONTENT_TYPES: readonly string[] = ['application/json']
 /** `application/*+json` (RFC 6839 structured syntax suffix), e.g. application/vnd.api+json. */
 export const JSON_SUFFIX_CONTENT_TYPE = /^application\/[^\s;/]+\+json(?:\s*;|$)/i
 export const NDJSON_CONTENT_TYPES: readonly string[] = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines']
+/** JSON text sequences (RFC 7464): records that start with RS (0x1E). */
+export const JSON_SEQ_CONTENT_TYPES: readonly string[] = ['application/json-seq']
 export const RAW_CONTENT_TYPES: readonly string[] = ['application/octet-stream']
 
 /** The options of one registration, normalized: every field present, frozen. */
@@ -208,6 +253,8 @@ export interface ResolvedStreamBodyOptions {
   readonly bodyTimeout: number
   readonly idleTimeout: number
   readonly underPressure: Readonly<PressureBounds> | null
+  readonly onInvalidItem: 'fail' | 'skip'
+  readonly maxSkipped: number
 }
 
 /** What a route runs with: the plugin's options with the route's `config.streamBody` on top. */
@@ -221,16 +268,19 @@ export interface ResolvedRouteOptions {
   readonly itemSchema: Record<string, unknown> | null
   readonly bodyTimeout: number
   readonly idleTimeout: number
+  readonly onInvalidItem: 'fail' | 'skip'
+  readonly maxSkipped: number
 }
 
 const TRANSFORMS = 'functions (request, reply) => Transform'
 
 const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
-  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure'])
+  'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure', 'onInvalidItem', 'maxSkipped'])
 const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
-  'bodyTimeout', 'idleTimeout'])
+  'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
 const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path'])
+const INVALID_ITEM_POLICIES = ['fail', 'skip'] as const
 
 const ROUTE = scopeOf('config.streamBody.')
 const PRESSURE = scopeOf('underPressure.')
@@ -297,7 +347,9 @@ export function normalizeStreamBodyOptions (
     drainLimit: nonNegativeInteger(at, 'drainLimit', own.drainLimit, d.drainLimit),
     bodyTimeout: nonNegativeInteger(at, 'bodyTimeout', own.bodyTimeout, d.bodyTimeout),
     idleTimeout: nonNegativeInteger(at, 'idleTimeout', own.idleTimeout, d.idleTimeout),
-    underPressure: pressureBounds(own.underPressure)
+    underPressure: pressureBounds(own.underPressure),
+    onInvalidItem: oneOf(at, 'onInvalidItem', own.onInvalidItem, INVALID_ITEM_POLICIES, d.onInvalidItem),
+    maxSkipped: nonNegativeInteger(at, 'maxSkipped', own.maxSkipped, d.maxSkipped)
   })
 }
 
@@ -326,7 +378,9 @@ export function resolveRouteOptions (
     transforms: functionList<TransformFactory>(ROUTE, 'transforms', route.transforms, plugin.transforms, TRANSFORMS),
     itemSchema: itemSchema as Record<string, unknown> | null,
     bodyTimeout: nonNegativeInteger(ROUTE, 'bodyTimeout', route.bodyTimeout, plugin.bodyTimeout),
-    idleTimeout: nonNegativeInteger(ROUTE, 'idleTimeout', route.idleTimeout, plugin.idleTimeout)
+    idleTimeout: nonNegativeInteger(ROUTE, 'idleTimeout', route.idleTimeout, plugin.idleTimeout),
+    onInvalidItem: oneOf(ROUTE, 'onInvalidItem', route.onInvalidItem, INVALID_ITEM_POLICIES, plugin.onInvalidItem),
+    maxSkipped: nonNegativeInteger(ROUTE, 'maxSkipped', route.maxSkipped, plugin.maxSkipped)
   })
 }
 

@@ -186,6 +186,51 @@ t.test('an NDJSON line of 1 GB without a newline is a 413 without reading 1 GB',
   await stillServing(t, url, pool)
 })
 
+// ---- JSON text sequences and skipping ------------------------------------------------------
+
+const SEQ_TYPE = { 'content-type': 'application/json-seq' }
+
+t.test('a JSON sequence: a 1 GB record is a 413 without reading 1 GB; deep and poisoned records are 400s', async t => {
+  const { url, pool } = await corpusApp(t)
+  let answered = false
+  const body = generated('\x1e{"a":"', Buffer.alloc(256 * 1024, 0x79), 1024 * MiB, '"}\n', () => answered)
+  const res = await post(`${url}/import`, body, SEQ_TYPE).finally(() => { answered = true })
+  t.equal(res.status, 413)
+  t.equal(res.json.code, 'FST_NEXURE_ITEM_TOO_LARGE')
+  t.match(res.json.message, /a record starting at byte offset 1 \(record 1\)/)
+  t.ok(body.sent() < 64 * MiB, `refused after ${(body.sent() / MiB).toFixed(1)} MiB of the gigabyte`)
+  const depth = 1_000_000
+  for (const path of ['/import', '/small']) {
+    const deep = await post(`${url}${path}`, `\x1e1\n\x1e${'['.repeat(depth)}${']'.repeat(depth)}\n`, SEQ_TYPE)
+    t.match(deep, { status: 400, json: { code: 'FST_NEXURE_INVALID_JSON', message: /nested too deeply.*\(record 2\)/ } }, `${path}: too deep`)
+    for (const line of POISONED.map(body => body.replace(/\n/g, ' '))) {
+      const poisoned = await post(`${url}${path}`, `\x1e{"ok":true}\n\x1e${line}\n`, SEQ_TYPE)
+      t.match(poisoned, { status: 400, json: { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', message: /\(record 2\)/ } }, `${path} ${JSON.stringify(line)}`)
+    }
+  }
+  await stillServing(t, url, pool)
+})
+
+t.test("onInvalidItem: 'skip' does not turn garbage into work: past maxSkipped it is a 400; poison and size still fail", async t => {
+  const { url, pool } = await corpusApp(t, { onInvalidItem: 'skip', maxSkipped: 1000, maxItemSize: 1024, maxDepth: 100 })
+  // Endless garbage lines: refused at the 1001st, long before the body ends.
+  let answered = false
+  const body = generated('', Buffer.from('not json\n'.repeat(10_000)), 1024 * MiB, '', () => answered)
+  const res = await post(`${url}/import`, body, NDJSON_TYPE).finally(() => { answered = true })
+  t.equal(res.status, 400)
+  t.match(res.json, { code: 'FST_NEXURE_INVALID_JSON', message: /\(line 1001\) \(1000 invalid items were skipped already; maxSkipped is 1000\)$/ })
+  t.ok(body.sent() < 16 * MiB, `refused after ${(body.sent() / MiB).toFixed(1)} MiB`)
+  for (const path of ['/import', '/small']) {
+    const poisoned = await post(`${url}${path}`, 'bad\n{"ok":1}\n{"__proto__":{"isAdmin":true}}\n', NDJSON_TYPE)
+    t.match(poisoned, { status: 400, json: { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', message: /line 3/ } }, `${path}: a poisoned line is not skipped`)
+    const large = await post(`${url}${path}`, `bad\n"${'x'.repeat(2000)}"\n`, NDJSON_TYPE)
+    t.match(large, { status: 413, json: { code: 'FST_NEXURE_ITEM_TOO_LARGE' } }, `${path}: a line past maxItemSize is not skipped`)
+    const deep = await post(`${url}${path}`, `1\n${'['.repeat(300)}${']'.repeat(300)}\n2\n`, NDJSON_TYPE)
+    t.same(deep.json.items, [1, 2], `${path}: a line too deep is skipped, and nothing deep reaches the handler`)
+  }
+  await stillServing(t, url, pool)
+})
+
 // ---- prototype poisoning -------------------------------------------------------------------
 
 const POISONED = [

@@ -12,7 +12,7 @@ import { BufferPool, JsonArrayScanner, NdjsonSplitter } from '../lib/index.js'
 import type { JsonScannerOptions, NdjsonSplitterOptions } from '../lib/index.js'
 import { collect, show, splitAt } from './helpers/chunking.js'
 import type { Collected } from './helpers/chunking.js'
-import { referenceJson, referenceNdjson } from './helpers/reference.js'
+import { referenceJson, referenceJsonSeq, referenceNdjson, referenceNdjsonSkipping } from './helpers/reference.js'
 import type { Outcome } from './helpers/reference.js'
 
 /** secure-json-parse's own test for a body that may hold a forbidden key (any spelling). */
@@ -320,6 +320,69 @@ t.test('NDJSON: damaged bodies are refused exactly when the reference refuses, o
       expectSame(body, split(cut(body, cutting), { batchSize }), reference, whole, batchSize, true)
     }), 20000)
   t.ok(refused > runs * 0.2 && refused < runs, `a mix of refused (${refused}) and accepted (${runs - refused}) bodies`)
+})
+
+/** The NDJSON shape as a JSON text sequence: each line a record after RS, values may span lines. */
+function jsonSeqBody (shape: NdjsonShape, style: Style): Buffer {
+  const writer = new Writer(style)
+  let text = ''
+  shape.lines.forEach((line, k) => {
+    const value = line === 'blank' ? '' : line === 'spaces' ? ' \n ' : writer.ws() + writer.node(line) + writer.ws()
+    const last = k === shape.lines.length - 1
+    text += '\x1e' + value + (last && !shape.lastNewline ? '' : shape.crlf[k % shape.crlf.length]! ? '\r\n' : '\n')
+  })
+  return Buffer.from(text)
+}
+
+/** The splitter on a JSON sequence, its error's record put where expectSame looks for a line. */
+function splitSeq (chunks: Buffer[], options: NdjsonSplitterOptions): Collected {
+  const result = split(chunks, { ...options, format: 'json-seq' })
+  if (result.error !== undefined) result.error.line = (result.error as { record?: number }).record
+  return result
+}
+
+t.test('JSON sequences: random records under random chunkings equal secure-json-parse record by record', async t => {
+  check(t, 'valid json-seq', fc.property(ndjsonShapeArb, styleArb(true), cuttingArb, fc.integer({ min: 1, max: 5 }), (shape, style, cutting, batchSize) => {
+    const body = jsonSeqBody(shape, style)
+    const reference = referenceJsonSeq(body)
+    const whole = splitSeq([body], {})
+    expectSame(body, whole, reference, whole, 1000, true)
+    expectSame(body, splitSeq(cut(body, cutting), { batchSize }), reference, whole, batchSize, true)
+  }), 5000)
+})
+
+t.test('JSON sequences: damaged bodies are refused exactly when the reference refuses, in the same record', async t => {
+  const withRs = fc.oneof({ weight: 4, arbitrary: editArb }, { weight: 1, arbitrary: editArb.map(edit => ({ ...edit, byte: 0x1e })) })
+  check(t, 'damaged json-seq', fc.property(ndjsonShapeArb, styleArb(true), fc.array(withRs, { minLength: 1, maxLength: 4 }), cuttingArb, fc.integer({ min: 1, max: 5 }),
+    (shape, style, edits, cutting, batchSize) => {
+      const body = damage(jsonSeqBody(shape, style), edits)
+      const reference = referenceJsonSeq(body)
+      const whole = splitSeq([body], {})
+      expectSame(body, whole, reference, whole, 1000, true)
+      expectSame(body, splitSeq(cut(body, cutting), { batchSize }), reference, whole, batchSize, true)
+    }), 10000)
+})
+
+t.test("NDJSON with skip: damaged bodies keep exactly the lines that parse, whatever the chunking", async t => {
+  check(t, 'skipping NDJSON', fc.property(ndjsonShapeArb, styleArb(false), fc.array(editArb, { minLength: 1, maxLength: 4 }), cuttingArb, fc.integer({ min: 1, max: 5 }),
+    (shape, style, edits, cutting, batchSize) => {
+      const body = damage(ndjsonBody(shape, style), edits)
+      const reference = referenceNdjsonSkipping(body)
+      const skipped: number[] = []
+      const result = split(cut(body, cutting), { batchSize, skip: (error, fault) => {
+        if (error.code !== 'FST_NEXURE_INVALID_JSON' || fault.offset < 0 || fault.offset > body.length) throw new Error(`skipped with ${error.code} at ${fault.offset}`)
+        skipped.push(fault.line)
+      } })
+      if (pool.stats.inUse !== 0) throw new Error('pooled slabs not released')
+      if ('code' in reference) {
+        if (result.error?.code !== reference.code || result.error.line !== reference.line) throw new Error(`${result.error?.code} line ${result.error?.line}, the reference ${reference.code} line ${reference.line} for ${show(body, 300)}`)
+        return
+      }
+      if (result.error !== undefined) throw new Error(`refused (${result.error.message}) ${show(body, 300)}`)
+      if (!isDeepStrictEqual(result.items, reference.items) || !isDeepStrictEqual(skipped, reference.skipped)) {
+        throw new Error(`kept ${show(result.items, 200)} skipped ${skipped}, the reference ${show(reference.items, 200)} skipped ${reference.skipped} for ${show(body, 300)}`)
+      }
+    }), 10000)
 })
 
 t.test('arbitrary bytes (not JSON-shaped at all) never crash, hang or leak either engine', async t => {

@@ -24,7 +24,7 @@ for (const threshold of [1024 * 1024, 0]) {
     const res = await app.inject({ method: 'POST', url: '/import', headers: ndjson, payload: '{"a":1}\n{"a":2}\n' })
     t.equal(res.statusCode, 415)
     t.equal(res.json().code, 'FST_NEXURE_UNSUPPORTED_MEDIA_TYPE')
-    t.equal(res.json().message, 'Unsupported media type "application/x-ndjson": expected a JSON body (application/json) with an array at "items" (this route calls batches({ path: \'items\' }); NDJSON has no paths)')
+    t.equal(res.json().message, 'Unsupported media type "application/x-ndjson": expected a JSON body (application/json) with an array at "items" (this route calls batches({ path: \'items\' }); NDJSON and JSON sequences have no paths)')
     const json = await app.inject({ method: 'POST', url: '/import', payload: { items: [1, 2, 3] } })
     t.same(json.json(), { n: 3 }, 'the same route serves the JSON it expects')
   })
@@ -53,7 +53,7 @@ t.test('batches() on a raw body names the type and what batches() reads', async 
   app.post('/raw', async request => { for await (const batch of request.batches()) return batch; return [] })
   const res = await app.inject({ method: 'POST', url: '/raw', headers: { 'content-type': 'application/octet-stream' }, payload: Buffer.from('[1]') })
   t.equal(res.statusCode, 415)
-  t.equal(res.json().message, 'Unsupported media type "application/octet-stream": expected a JSON or NDJSON body (application/json, application/x-ndjson)')
+  t.equal(res.json().message, 'Unsupported media type "application/octet-stream": expected a JSON, NDJSON or JSON-sequence body (application/json, application/x-ndjson, application/json-seq)')
 })
 
 t.test('with both plugins, batches() on a multipart body and uploads() on a JSON body are 415s', async t => {
@@ -75,7 +75,7 @@ t.test('with both plugins, batches() on a multipart body and uploads() on a JSON
   const form = multipartBody([{ name: 'f', filename: 'a.csv', content: 'a,b' }])
   const rows = await app.inject({ method: 'POST', url: '/rows', headers: { 'content-type': form.contentType }, payload: form.toBuffer() })
   t.equal(rows.statusCode, 415)
-  t.match(rows.json().message, /^Unsupported media type "multipart\/form-data; boundary=[^"]+": expected a JSON or NDJSON body/)
+  t.match(rows.json().message, /^Unsupported media type "multipart\/form-data; boundary=[^"]+": expected a JSON, NDJSON or JSON-sequence body/)
   const files = await app.inject({ method: 'POST', url: '/files', payload: [1, 2] })
   t.equal(files.statusCode, 415)
   t.equal(files.json().message, 'Unsupported media type "application/json": expected multipart/form-data (a form upload, e.g. curl -F)')

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Transform, type Readable } from 'node:stream'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import { BufferPool, streamBody, type BatchesOptions, type StreamBodyOptions, type StreamStats } from 'nexure'
+import { BufferPool, NdjsonSplitter, streamBody, type BatchesOptions, type SkippedItem, type StreamBodyOptions, type StreamStats } from 'nexure'
 
 const app = Fastify()
 
@@ -21,6 +21,10 @@ expectError(app.register(streamBody, { pool: true }))
 expectError(app.register(streamBody, { transforms: [() => 'not a stream'] }))
 expectError(app.register(streamBody, { batchsize: 10 }))
 expectAssignable<StreamBodyOptions>({ streamThreshold: 0 })
+app.register(streamBody, { onInvalidItem: 'skip', maxSkipped: 10 })
+app.register(streamBody, { onInvalidItem: 'fail' })
+expectError(app.register(streamBody, { onInvalidItem: 'ignore' }))
+expectError(app.register(streamBody, { maxSkipped: '10' }))
 
 // The request decorations, inside real route handlers.
 interface Row { id: number, name: string }
@@ -32,6 +36,14 @@ app.post('/import', async (request) => {
   }
   expectType<Readable>(request.bodyStream())
   expectType<StreamStats | null>(request.streamStats)
+  expectType<number | undefined>(request.streamStats?.skipped)
+  expectType<SkippedItem[] | undefined>(request.streamStats?.skippedItems)
+  const skipped = request.streamStats!.skippedItems[0]!
+  expectType<number>(skipped.index)
+  expectType<number | null>(skipped.line)
+  expectType<number | null>(skipped.offset)
+  expectType<string>(skipped.code)
+  expectType<string>(skipped.message)
   expectError(request.batches({ size: '10' }))
   expectError(request.batches({ pathh: 'x' }))
   return null
@@ -43,6 +55,13 @@ app.post('/route', {
 }, async (request) => request.streamStats)
 expectError(app.post('/bad', { config: { streamBody: { batchSize: 'x' } } }, async () => null))
 expectError(app.post('/bad2', { config: { streamBody: { itemSchema: 'x' } } }, async () => null))
+app.post('/skip', { config: { streamBody: { onInvalidItem: 'skip', maxSkipped: 0 } } }, async () => null)
+expectError(app.post('/bad3', { config: { streamBody: { onInvalidItem: true } } }, async () => null))
+
+// The record splitter: NDJSON or JSON text sequences, with a skip hook.
+new NdjsonSplitter({ format: 'json-seq', skip: (error, fault) => { expectType<number>(error.offset); expectType<number>(fault.line) } }, () => {})
+new NdjsonSplitter({ skip: () => {}, accept: (value, index) => index > 0 ? null : new Error(String(value)) }, () => {})
+expectError(new NdjsonSplitter({ format: 'csv' }, () => {}))
 
 expectAssignable<BatchesOptions>({ path: 'data.rows' })
 expectType<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)

@@ -13,10 +13,12 @@ import type { SecureParseOptions } from '../core/engine-options.js'
 import { checkBatchesOptions, type BatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
+import { parseNdjsonBody } from '../core/whole-body.js'
+import { SkipLog } from './skipping.js'
 
 type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
 
-const JSON_EXPECTED = 'a JSON or NDJSON body (application/json, application/x-ndjson)'
+const JSON_EXPECTED = 'a JSON, NDJSON or JSON-sequence body (application/json, application/x-ndjson, application/json-seq)'
 
 function claim (request: FastifyRequest, call: string, expected: string): BodyState {
   const state = bodyStateOf(request)
@@ -33,14 +35,41 @@ function itemValidator (request: FastifyRequest, state: BodyState): Validate | n
   return schema === null ? null : request.compileValidationSchema(schema) as Validate
 }
 
+function invalidItem (validate: Validate, index: number): Error {
+  const detail = (validate.errors ?? []).map(e => `${e.instancePath === '' || e.instancePath === undefined ? 'item' : e.instancePath} ${e.message ?? 'is invalid'}`).join('; ')
+  return new FST_NEXURE_INVALID_ITEM(index, detail === '' ? 'does not match itemSchema' : detail)
+}
+
 function checkItems (validate: Validate | null, batch: unknown[], firstIndex: number): void {
   if (validate === null) return
   for (let i = 0; i < batch.length; i++) {
-    if (!validate(batch[i])) {
-      const detail = (validate.errors ?? []).map(e => `${e.instancePath === '' || e.instancePath === undefined ? 'item' : e.instancePath} ${e.message ?? 'is invalid'}`).join('; ')
-      throw new FST_NEXURE_INVALID_ITEM(firstIndex + i, detail === '' ? 'does not match itemSchema' : detail)
+    if (!validate(batch[i])) throw invalidItem(validate, firstIndex + i)
+  }
+}
+
+/** Under `onInvalidItem: 'skip'`: the items of `batch` that pass, the others logged. */
+function keepValid (validate: Validate | null, batch: unknown[], firstIndex: number, log: SkipLog): unknown[] {
+  if (validate === null) return batch
+  let kept: unknown[] | null = null
+  for (let i = 0; i < batch.length; i++) {
+    if (validate(batch[i])) {
+      if (kept !== null) kept.push(batch[i])
+    } else {
+      log.add(invalidItem(validate, firstIndex + i), firstIndex + i, null, null)
+      if (kept === null) kept = batch.slice(0, i)
     }
   }
+  return kept ?? batch
+}
+
+/** The record splitter's `accept`: the item's schema error, or null. */
+function acceptWith (validate: Validate | null): ((value: unknown, index: number) => Error | null) | null {
+  if (validate === null) return null
+  return (value, index) => validate(value) ? null : invalidItem(validate, index)
+}
+
+function isRecords (state: BodyState): boolean {
+  return state.kind === 'ndjson' || state.kind === 'json-seq'
 }
 
 function typeName (value: unknown): string {
@@ -65,7 +94,9 @@ function pick (body: unknown, path: PathSegment[], pathText: string): unknown[] 
   return value
 }
 
-function finishStats (request: FastifyRequest, state: BodyState, source: BodySource, items: number, batches: number, poolBefore: { hits: number, misses: number }): void {
+const NOTHING_SKIPPED = new SkipLog(0)
+
+function finishStats (request: FastifyRequest, state: BodyState, source: BodySource, items: number, batches: number, poolBefore: { hits: number, misses: number }, log = NOTHING_SKIPPED): void {
   const pool = state.plugin.pool?.stats
   const stats: StreamStats = {
     bytesReceived: source.bytesReceived,
@@ -75,24 +106,60 @@ function finishStats (request: FastifyRequest, state: BodyState, source: BodySou
     durationMs: Math.round(source.durationMs * 1000) / 1000,
     poolHits: pool === undefined ? 0 : pool.hits - poolBefore.hits,
     poolMisses: pool === undefined ? 0 : pool.misses - poolBefore.misses,
-    throttledMs: Math.round(source.throttledMs)
+    throttledMs: Math.round(source.throttledMs),
+    skipped: log.count,
+    skippedItems: log.items.slice()
   }
   request.streamStats = stats
   request.log.debug({ streamStats: stats }, 'nexure: streamed body done')
 }
 
-async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, size: number, path: PathSegment[], pathText: string): AsyncGenerator<T[], void, undefined> {
-  const items = state.kind === 'ndjson' ? request.body as unknown[] : pick(request.body, path, pathText)
+async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, path: PathSegment[], pathText: string): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
-  for (let i = 0; i < items.length; i += size) {
-    const batch = items.slice(i, i + size)
-    checkItems(validate, batch, i)
-    yield batch as T[]
+  const skipping = state.route.onInvalidItem === 'skip'
+  let items: unknown[]
+  let log = state.skipped ?? new SkipLog(state.route.maxSkipped)
+  if (isRecords(state) && skipping && validate !== null) {
+    // The records again, with itemSchema, so that a refused one is located by line and offset
+    // as when streamed (the parse already left out the ones that are not JSON).
+    log = new SkipLog(state.route.maxSkipped)
+    items = parseNdjsonBody(state.chunks!, {
+      ...policy,
+      maxDepth: state.route.maxDepth,
+      format: state.kind as 'ndjson' | 'json-seq',
+      skip: (error, fault) => log.add(error, fault.index, fault.line, fault.offset),
+      accept: acceptWith(validate)
+    })
+  } else {
+    items = isRecords(state) ? request.body as unknown[] : pick(request.body, path, pathText)
+  }
+  let yielded = 0
+  let batches = 0
+  try {
+    for (let i = 0; i < items.length; i += size) {
+      let batch = items.slice(i, i + size)
+      if (!skipping) checkItems(validate, batch, i)
+      else if (!isRecords(state)) batch = keepValid(validate, batch, i, log)
+      if (batch.length === 0) continue
+      yielded += batch.length
+      batches++
+      yield batch as T[]
+    }
+  } finally {
+    if (skipping) {
+      const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
+      request.streamStats = {
+        bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: yielded, batches,
+        durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
+      }
+    }
   }
 }
 
 async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, pathText: string | undefined): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
+  const skipping = state.route.onInvalidItem === 'skip'
+  const log = skipping ? new SkipLog(state.route.maxSkipped) : NOTHING_SKIPPED
   const ready: unknown[][] = []
   let current: unknown[] = []
   const onItems = (items: unknown[]): void => {
@@ -110,18 +177,36 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
     }
   }
   const common = { batchSize: size, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
-  const scanner = state.kind === 'ndjson'
-    ? new NdjsonSplitter(common, onItems)
+  const records = isRecords(state)
+  const scanner = records
+    ? new NdjsonSplitter({
+      ...common,
+      format: state.kind as 'ndjson' | 'json-seq',
+      // Records are checked by the splitter when skipping, so a refused one has its line.
+      skip: skipping ? (error, fault) => log.add(error, fault.index, fault.line, fault.offset) : null,
+      accept: skipping ? acceptWith(validate) : null
+    }, onItems)
     : new JsonArrayScanner({ ...common, path: pathText }, onItems)
   const poolBefore = state.plugin.pool?.stats ?? { hits: 0, misses: 0 }
   let items = 0
   let batches = 0
+  /** Array elements seen (yielded or skipped), for the index of the next one. */
+  let seen = 0
+  const checked = (batch: unknown[]): unknown[] => {
+    const first = seen
+    seen += batch.length
+    if (!skipping) {
+      checkItems(validate, batch, first)
+      return batch
+    }
+    return records ? batch : keepValid(validate, batch, first, log)
+  }
   try {
     for await (const chunk of source.chunks()) {
       scanner.write(chunk)
       while (ready.length > 0) {
-        const batch = ready.shift()!
-        checkItems(validate, batch, items)
+        const batch = checked(ready.shift()!)
+        if (batch.length === 0) continue
         items += batch.length
         batches++
         yield batch as T[]
@@ -130,8 +215,9 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
     scanner.end()
     if (current.length > 0) ready.push(current)
     current = []
-    for (const batch of ready.splice(0)) {
-      checkItems(validate, batch, items)
+    for (const next of ready.splice(0)) {
+      const batch = checked(next)
+      if (batch.length === 0) continue
       items += batch.length
       batches++
       yield batch as T[]
@@ -142,7 +228,7 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
   } finally {
     scanner.destroy()
     if (!source.ended) source.destroy()
-    finishStats(request, state, source, items, batches, poolBefore)
+    finishStats(request, state, source, items, batches, poolBefore, log)
   }
 }
 
@@ -157,13 +243,13 @@ export function createBatches (policy: SecureParseOptions) {
       state.consumedBy = null
       throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, JSON_EXPECTED)
     }
-    if (pathText !== undefined && state.kind === 'ndjson') {
+    if (pathText !== undefined && isRecords(state)) {
       state.consumedBy = null
-      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${pathText}" (this route calls batches({ path: '${pathText}' }); NDJSON has no paths)`)
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${pathText}" (this route calls batches({ path: '${pathText}' }); NDJSON and JSON sequences have no paths)`)
     }
     const size = asked === 0 ? state.route.batchSize : asked
     const source = state.source
-    if (source === null) return bufferedBatches<T>(this, state, size, path, pathText ?? '')
+    if (source === null) return bufferedBatches<T>(this, state, policy, size, path, pathText ?? '')
     return streamedBatches<T>(this, state, source, policy, size, pathText)
   }
 }

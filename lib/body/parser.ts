@@ -7,7 +7,6 @@ import {
 } from '../errors.js'
 import { parseJsonWhole, parseNdjsonBody } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
-import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
@@ -15,6 +14,7 @@ import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import type { SecureParseOptions } from '../core/engine-options.js'
 import { resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
 import { readSmallBody } from './small-body.js'
+import { SkipLog } from './skipping.js'
 import type { BodyKind, BodyReader, BodyState } from './state.js'
 
 type Done = (error: Error | null, body?: unknown) => void
@@ -45,19 +45,31 @@ function openSource (request: FastifyRequest, payload: Readable, state: BodyStat
   })
 }
 
-function parseWhole (kind: BodyKind, chunks: readonly Buffer[], length: number, policy: SecureParseOptions, maxItemSize: number, maxDepth: number): unknown {
-  // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one parse
-  // call. Otherwise the scanner checks item sizes too, so that a small body answers exactly as
-  // the same body streamed would.
-  if (kind !== 'raw' && length > maxItemSize) {
-    const check = { ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }
-    const scanner = kind === 'json' ? new JsonArrayScanner(check, () => {}) : new NdjsonSplitter(check, () => {})
-    for (const chunk of chunks) scanner.write(chunk)
-    scanner.end()
-  }
-  switch (kind) {
-    case 'json': return parseJsonWhole(chunks, length, policy, maxDepth)
-    case 'ndjson': return parseNdjsonBody(chunks, { ...policy, maxDepth })
+function parseWhole (state: BodyState, chunks: readonly Buffer[], length: number, policy: SecureParseOptions): unknown {
+  const { maxItemSize, maxDepth } = state.route
+  switch (state.kind) {
+    case 'json':
+      // A body smaller than maxItemSize cannot hold a larger item, so the usual case is one
+      // parse call. Otherwise the scanner checks item sizes too, so that a small body answers
+      // exactly as the same body streamed would.
+      if (length > maxItemSize) {
+        const scanner = new JsonArrayScanner({ ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }, () => {})
+        for (const chunk of chunks) scanner.write(chunk)
+        scanner.end()
+      }
+      return parseJsonWhole(chunks, length, policy, maxDepth)
+    case 'ndjson':
+    case 'json-seq': {
+      // One pass over the records, which checks their sizes as it goes.
+      const log = state.route.onInvalidItem === 'skip' ? (state.skipped = new SkipLog(state.route.maxSkipped)) : null
+      return parseNdjsonBody(chunks, {
+        ...policy,
+        maxDepth,
+        maxItemSize: length > maxItemSize ? maxItemSize : Infinity,
+        format: state.kind,
+        skip: log === null ? null : (error, fault) => log.add(error, fault.index, fault.line, fault.offset)
+      })
+    }
     case 'raw': return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
   }
 }
@@ -75,7 +87,7 @@ const UNREAD: BodyReader = Object.freeze({ bytesReceived: 0, ended: false, destr
 function refuseUnread (request: FastifyRequest, kind: BodyKind, plugin: ResolvedStreamBodyOptions, route: ResolvedRouteOptions, error: Error, done: Done): void {
   request[kBodyState] = {
     kind, plugin, route, contentLength: contentLengthOf(request), reply: null,
-    chunks: null, source: null, reader: UNREAD, consumedBy: null, failed: true
+    chunks: null, source: null, reader: UNREAD, consumedBy: null, failed: true, skipped: null
   }
   done(error)
 }
@@ -101,7 +113,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     state.chunks = chunks
     let body
     try {
-      body = parseWhole(state.kind, chunks, length, policy, state.route.maxItemSize, state.route.maxDepth)
+      body = parseWhole(state, chunks, length, policy)
     } catch (error) {
       state.failed = true
       done(error as Error)
@@ -149,7 +161,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
     }
     const state: BodyState = {
       kind, plugin, route, contentLength, reply: request[kReply] ?? null,
-      chunks: null, source: null, reader: null, consumedBy: null, failed: false
+      chunks: null, source: null, reader: null, consumedBy: null, failed: false, skipped: null
     }
     request[kBodyState] = state
     const small = contentLength !== undefined && contentLength <= route.streamThreshold

@@ -2,8 +2,9 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BodySource } from '../stream/body-source.js'
 import type { ResolvedRouteOptions, ResolvedStreamBodyOptions } from '../options.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
+import type { SkipLog } from './skipping.js'
 
-export type BodyKind = 'json' | 'ndjson' | 'raw'
+export type BodyKind = 'json' | 'ndjson' | 'json-seq' | 'raw'
 
 /** Reads a body off the socket: a BodySource, or the small-body reader. */
 export interface BodyReader {
@@ -36,6 +37,8 @@ export interface BodyState {
   consumedBy: string | null
   /** A read or parse error ended the body early. */
   failed: boolean
+  /** What a small NDJSON or JSON-sequence body left out when parsed (`onInvalidItem: 'skip'`). */
+  skipped: SkipLog | null
 }
 
 declare module 'fastify' {

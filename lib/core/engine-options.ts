@@ -89,6 +89,35 @@ export interface NdjsonSplitterOptions extends EngineOptions {
    * @default 1000
    */
   maxDepth?: number
+  /**
+   * 'ndjson': one value per line. 'json-seq': RFC 7464 records, each starting with RS (0x1E).
+   * @default 'ndjson'
+   */
+  format?: 'ndjson' | 'json-seq'
+  /**
+   * Called instead of throwing for a record that is not valid JSON or that `accept` refuses;
+   * the record is left out and splitting goes on. It may throw to end the body. The error is
+   * the located one the record would have thrown (a `LocatedError`; typed by its shape here so
+   * that the options sit below the faults).
+   * @default null (such a record throws)
+   */
+  skip?: ((error: Error & { code: string, offset: number }, fault: RecordFault) => void) | null
+  /**
+   * Called with each parsed value when `skip` is set: null keeps it, an error leaves it out
+   * (handed to `skip`, located at the start of its line or record).
+   * @default null
+   */
+  accept?: ((value: unknown, index: number) => Error | null) | null
+}
+
+/** Where a left-out record was: its index among the body's records, its line (or record) and byte offset. */
+export interface RecordFault {
+  /** 0-based index among the non-blank records, counting those left out. */
+  index: number
+  /** 1-based line (NDJSON) or record (JSON text sequence). */
+  line: number
+  /** Byte offset of the fault in the body. */
+  offset: number
 }
 
 export const ENGINE_DEFAULTS = Object.freeze({

@@ -14,15 +14,19 @@ import {
 } from '../errors.js'
 import { isForbiddenPropertyError } from './secure-parse.js'
 
-/** Where a fault is: the byte offset in the body, and the item index or 1-based line when known. */
+/**
+ * Where a fault is: the byte offset in the body, and the item index, 1-based line (NDJSON) or
+ * 1-based record (JSON text sequence) when known.
+ */
 export interface FaultLocation {
   offset: number
   item?: number | undefined
   line?: number | undefined
+  record?: number | undefined
 }
 
 /** A nexure error with its location as numbers, for programs. */
-export type LocatedError = Error & { code: string, statusCode: number, offset: number, item?: number, line?: number }
+export type LocatedError = Error & { code: string, statusCode: number, offset: number, item?: number, line?: number, record?: number }
 
 const POSITION = / (?:in JSON )?at position (\d+)(?: \(line \d+ column \d+\))?$/
 const SNIPPET = /, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s
@@ -30,6 +34,7 @@ const SNIPPET = /, (?:\.\.\.)?".*"(?:\.\.\.)? is not valid JSON$/s
 function where (location: FaultLocation): string {
   let text = `at byte offset ${location.offset}`
   if (location.line !== undefined) text += ` (line ${location.line})`
+  else if (location.record !== undefined) text += ` (record ${location.record})`
   else if (location.item !== undefined) text += ` (item ${location.item})`
   return text
 }
@@ -39,6 +44,7 @@ function locate<E extends Error> (err: E, location: FaultLocation): E & LocatedE
   located.offset = location.offset
   if (location.item !== undefined) located.item = location.item
   if (location.line !== undefined) located.line = location.line
+  if (location.record !== undefined) located.record = location.record
   return located
 }
 

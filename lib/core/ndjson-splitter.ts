@@ -8,22 +8,47 @@
 //
 // Each line is one value: a trailing '\r' is stripped, blank lines (JSON whitespace only) are
 // skipped, and anything else is parsed alone, so '1,2' is an error rather than two items.
+//
+// The same machine splits JSON text sequences (RFC 7464, application/json-seq): records start
+// with RS (0x1E) instead of ending with '\n', and a record may span lines. RS is ASCII and may
+// not appear raw inside a JSON string, so cutting on it is as safe as cutting on '\n'. Text
+// before the first RS is not a record: anything but whitespace there is an error. Faults name
+// the 1-based record instead of the line.
+//
+// With `skip`, a record that is not valid JSON (or nests past maxDepth), or that `accept`
+// refuses, is handed to `skip` with its location and left out; the next record is unaffected,
+// since every record is parsed alone. A record too large, or one with a forbidden property,
+// still fails: the first is refused before it is whole, the second is the poisoning policy.
 
 import { NDJSON_KEYS, resolveEngineOptions } from './engine-options.js'
-import type { NdjsonSplitterOptions, SecureParseOptions } from './engine-options.js'
+import { describe, invalid, oneOf, REGISTRATION } from '../option-check.js'
+import type { NdjsonSplitterOptions, RecordFault, SecureParseOptions } from './engine-options.js'
 
-export type { NdjsonSplitterOptions }
+export type { NdjsonSplitterOptions, RecordFault }
 import { CarryBuffer } from './carry-buffer.js'
 import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
-import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure } from './fault.js'
+import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
 import { mayPoison, secureParse } from './secure-parse.js'
 
+/** The splitter's own options beside those both engines take. */
+const SPLITTER_KEYS: ReadonlySet<string> = new Set([...NDJSON_KEYS, 'format', 'skip', 'accept'])
+const FORMATS = ['ndjson', 'json-seq'] as const
+
+function callbackOption<F> (name: string, value: unknown): F | null {
+  if (value === undefined || value === null) return null
+  if (typeof value !== 'function') throw invalid(REGISTRATION, name, `expected a function or null, got ${describe(value)}`)
+  return value as F
+}
 
 /** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
+const RECORD_SEPARATOR = 0x1e
+
+/** Thrown inside a parse attempt at content before the first RS of a JSON text sequence. */
+const BEFORE_FIRST_RS = 'A JSON text sequence must start each record with RS (0x1E)'
 
 export class NdjsonSplitter {
   readonly #onItems: (items: unknown[]) => void
@@ -32,10 +57,18 @@ export class NdjsonSplitter {
   readonly #maxDepth: number
   readonly #policy: SecureParseOptions
   readonly #carry: CarryBuffer
+  /** The byte that ends (NDJSON) or starts (JSON text sequence) a record, and as a string. */
+  readonly #separator: number
+  readonly #separatorChar: string
+  readonly #sequence: boolean
+  readonly #skip: ((error: LocatedError, fault: RecordFault) => void) | null
+  readonly #accept: ((value: unknown, index: number) => Error | null) | null
   #batch: unknown[] = []
   #itemCount = 0
+  /** Non-blank records seen, kept or left out. */
+  #records = 0
   #bytes = 0
-  /** 1-based number of the line being read. */
+  /** 1-based number of the line (or record) being read; 0 before the first RS of a sequence. */
   #line = 1
   /** Body offset where the current line starts. */
   #lineStart = 0
@@ -44,12 +77,18 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     this.#onItems = onItems
-    const checked = resolveEngineOptions(options, NDJSON_KEYS)
+    const checked = resolveEngineOptions(options, SPLITTER_KEYS)
     this.#batchSize = checked.batchSize
     this.#maxItemSize = checked.maxItemSize
     this.#policy = checked.policy
     this.#maxDepth = checked.maxDepth
     this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize)
+    this.#sequence = oneOf(REGISTRATION, 'format', options.format, FORMATS, 'ndjson') === 'json-seq'
+    this.#separator = this.#sequence ? RECORD_SEPARATOR : NEWLINE
+    this.#separatorChar = String.fromCharCode(this.#separator)
+    if (this.#sequence) this.#line = 0
+    this.#skip = callbackOption('skip', options.skip)
+    this.#accept = this.#skip === null ? null : callbackOption('accept', options.accept)
   }
 
   /** Bytes written so far. */
@@ -98,7 +137,7 @@ export class NdjsonSplitter {
     const carry = this.#carry
     let i = 0
     if (carry.length > 0) {
-      const newline = buf.indexOf(NEWLINE)
+      const newline = buf.indexOf(this.#separator)
       const end = newline === -1 ? n : newline
       if (carry.length + end > this.#maxItemSize) throw this.#tooLarge()
       carry.append(buf, 0, end)
@@ -112,11 +151,11 @@ export class NdjsonSplitter {
       this.#line++
       this.#lineStart = base + i
     }
-    const last = buf.lastIndexOf(NEWLINE)
+    const last = buf.lastIndexOf(this.#separator)
     if (last >= i) {
       if (last - i >= this.#maxItemSize) {
         // Some line in here may be too long: go line by line on the bytes.
-        for (let newline = buf.indexOf(NEWLINE, i); newline !== -1 && newline <= last; newline = buf.indexOf(NEWLINE, i)) {
+        for (let newline = buf.indexOf(this.#separator, i); newline !== -1 && newline <= last; newline = buf.indexOf(this.#separator, i)) {
           if (newline - i > this.#maxItemSize) throw this.#tooLarge()
           this.#parseLine(buf, i, newline)
           i = newline + 1
@@ -141,33 +180,46 @@ export class NdjsonSplitter {
     const text = bytes.toString('utf8', start, end)
     const plain = !mayPoison(text, this.#policy)
     const length = text.length
+    const separator = this.#separatorChar
     let from = 0
     while (from < length) {
-      const newline = text.indexOf('\n', from)
+      const newline = text.indexOf(separator, from)
       let to = newline
       if (to > from && text.charCodeAt(to - 1) === RETURN) to--
       let first = from
       while (first < to) {
         const c = text.charCodeAt(first)
-        if (c !== 0x20 && c !== 0x09 && c !== RETURN) break
+        if (c !== 0x20 && c !== 0x09 && c !== RETURN && c !== NEWLINE) break
         first++
       }
       if (first < to) {
         let value: unknown
         try {
+          if (this.#line === 0) throw new SyntaxError(BEFORE_FIRST_RS)
           if (depthFault(text, first, to, this.#maxDepth) !== -1) throw new RangeError('too deep')
           // secure-json-parse also strips a line's leading BOM, which JSON.parse refuses.
           value = plain && text.charCodeAt(from) !== 0xfeff ? JSON.parse(text.slice(from, to)) : secureParse(text.slice(from, to), this.#policy)
-        } catch (err) {
+        } catch {
           // Again on the line's bytes, which locates the fault (the '\n' stays out, a '\r' in).
           const lineStart = start + byteOffsetOfChar(bytes, start, end, from)
           const lineEnd = lineStart + byteOffsetOfChar(bytes, lineStart, end, newline - from)
+          const offsetBefore = this.#lineStart
           this.#lineStart += lineStart - start
           this.#parseLine(bytes, lineStart, lineEnd)
-          throw err
+          // Only a record left out by `skip` gets here; the rest of the run goes on as before.
+          this.#lineStart = offsetBefore
+          from = newline + 1
+          this.#line++
+          continue
         }
-        this.#batch.push(value)
-        if (this.#batch.length >= this.#batchSize) this.#emit()
+        if (this.#accept !== null) {
+          this.#keep(value, bytes, start, end, from)
+        } else {
+          // The usual case, inline: this loop is the NDJSON hot path.
+          this.#records++
+          this.#batch.push(value)
+          if (this.#batch.length >= this.#batchSize) this.#emit()
+        }
       }
       from = newline + 1
       this.#line++
@@ -179,13 +231,18 @@ export class NdjsonSplitter {
     let first = start
     while (first < end) {
       const c = bytes[first]!
-      if (c !== 0x20 && c !== 0x09 && c !== RETURN) break
+      if (c !== 0x20 && c !== 0x09 && c !== RETURN && c !== NEWLINE) break
       first++
     }
     if (first === end) return
+    if (this.#line === 0) {
+      this.#fault(invalidJsonError(BEFORE_FIRST_RS, this.#where(this.#lineStart + first - start)))
+      return
+    }
     const deep = depthFaultInBytes(bytes, start, end, this.#maxDepth)
     if (deep !== -1) {
-      throw invalidJsonError(tooDeepDetail(this.#maxDepth), { offset: this.#lineStart + deep - start, line: this.#line })
+      this.#fault(invalidJsonError(tooDeepDetail(this.#maxDepth), this.#where(this.#lineStart + deep - start)))
+      return
     }
     let value: unknown
     try {
@@ -193,10 +250,44 @@ export class NdjsonSplitter {
     } catch (err) {
       // secure-json-parse strips a leading BOM, so V8's positions then start one character later.
       const bom = end - start >= 3 && bytes[start] === 0xef && bytes[start + 1] === 0xbb && bytes[start + 2] === 0xbf
-      throw parseFailure(err, bytes, start, end, this.#lineStart, bom ? -1 : 0, { line: this.#line })
+      const failure = parseFailure(err, bytes, start, end, this.#lineStart, bom ? -1 : 0, this.#unit())
+      if (failure.code === 'FST_NEXURE_FORBIDDEN_PROPERTY') throw failure
+      this.#fault(failure)
+      return
+    }
+    this.#keep(value, null, 0, 0, 0)
+  }
+
+  /**
+   * A parsed record: checked by `accept` when skipping, then batched. `bytes[start, end)` and
+   * `charIndex` locate it when it came from a decoded run (null: it starts at #lineStart).
+   */
+  #keep (value: unknown, bytes: Buffer | null, start: number, end: number, charIndex: number): void {
+    const index = this.#records++
+    if (this.#accept !== null) {
+      const refused = this.#accept(value, index)
+      if (refused !== null) {
+        const offset = bytes === null ? this.#lineStart : this.#lineStart + byteOffsetOfChar(bytes, start, end, charIndex)
+        this.#skip!(Object.assign(refused, this.#where(offset)) as LocatedError, { index, line: this.#line, offset })
+        return
+      }
     }
     this.#batch.push(value)
     if (this.#batch.length >= this.#batchSize) this.#emit()
+  }
+
+  /** A record that is not valid JSON: thrown, or handed to `skip` and left out. */
+  #fault (error: LocatedError): void {
+    if (this.#skip === null) throw error
+    this.#skip(error, { index: this.#records++, line: this.#line, offset: error.offset })
+  }
+
+  #unit (): { line?: number, record?: number } {
+    return this.#sequence ? { record: this.#line } : { line: this.#line }
+  }
+
+  #where (offset: number) {
+    return { offset, ...this.#unit() }
   }
 
   #emit (): void {
@@ -208,6 +299,6 @@ export class NdjsonSplitter {
   }
 
   #tooLarge () {
-    return itemTooLargeError('a line starting', this.#maxItemSize, { offset: this.#lineStart, line: this.#line })
+    return itemTooLargeError(this.#sequence ? 'a record starting' : 'a line starting', this.#maxItemSize, this.#where(this.#lineStart))
   }
 }

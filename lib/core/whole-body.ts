@@ -7,7 +7,7 @@ import { JsonArrayScanner } from './array-scanner.js'
 import { depthFault, nestedDeeperThan, tooDeepDetail } from './depth.js'
 import { ENGINE_DEFAULTS, poisoningPolicy, type SecureParseOptions } from './engine-options.js'
 import { invalidJsonError } from './fault.js'
-import { NdjsonSplitter } from './ndjson-splitter.js'
+import { NdjsonSplitter, type NdjsonSplitterOptions } from './ndjson-splitter.js'
 import { mayPoison, secureParse } from './secure-parse.js'
 
 /**
@@ -67,10 +67,10 @@ export function parseJsonWhole (chunks: readonly Buffer[], length: number, polic
   }
 }
 
-/** Parses a whole buffered NDJSON body (one buffer, or the chunks it came in): the values of all its non-blank lines. */
-export function parseNdjsonBody (body: Buffer | readonly Buffer[], options: Partial<SecureParseOptions> & { maxDepth?: number } = {}): unknown[] {
+/** Parses a whole buffered NDJSON body (one buffer, or the chunks it came in): the values of all its non-blank lines; with `format: 'json-seq'`, of a JSON text sequence's records. */
+export function parseNdjsonBody (body: Buffer | readonly Buffer[], options: Omit<NdjsonSplitterOptions, 'batchSize' | 'pool'> = {}): unknown[] {
   const items: unknown[] = []
-  const splitter = new NdjsonSplitter({ ...options, maxItemSize: Infinity, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
+  const splitter = new NdjsonSplitter({ maxItemSize: Infinity, ...options, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
     for (const item of batch) items.push(item)
   })
   if (Buffer.isBuffer(body)) splitter.write(body)

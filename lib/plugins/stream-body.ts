@@ -9,6 +9,7 @@ import { continueOnFirstRead } from '../http/expect-continue.js'
 import { resolveRoute } from '../body/lifecycle.js'
 import {
   JSON_CONTENT_TYPES,
+  JSON_SEQ_CONTENT_TYPES,
   JSON_SUFFIX_CONTENT_TYPE,
   NDJSON_CONTENT_TYPES,
   normalizeStreamBodyOptions,
@@ -34,6 +35,7 @@ const plugin: FastifyPluginAsync<StreamBodyOptions> = async (app, options) => {
   app.addContentTypeParser([...JSON_CONTENT_TYPES], jsonParser)
   app.addContentTypeParser(JSON_SUFFIX_CONTENT_TYPE, jsonParser)
   app.addContentTypeParser([...NDJSON_CONTENT_TYPES], createParser('ndjson', opts, policy, monitor))
+  app.addContentTypeParser([...JSON_SEQ_CONTENT_TYPES], createParser('json-seq', opts, policy, monitor))
   for (const type of opts.rawContentTypes) {
     if (app.hasContentTypeParser(type)) app.removeContentTypeParser(type)
   }

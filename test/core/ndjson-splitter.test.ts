@@ -155,3 +155,113 @@ t.test('onItems may destroy the splitter: it stops at once and frees its buffers
   t.equal(pool.stats.inUse, 0)
   t.same(split([Buffer.from('1\n'), Buffer.alloc(0), Buffer.from('2')]).items, [1, 2], 'empty chunks change nothing')
 })
+
+// JSON text sequences (RFC 7464): the same machine, cutting before RS (0x1E) instead of after '\n'.
+
+const RS = '\x1e'
+const seq: NdjsonSplitterOptions = { format: 'json-seq' }
+
+function rejectsRecord (t: Test, body: string, expected: { code: string, record: number, offset: number, message?: RegExp }, options: NdjsonSplitterOptions = {}): void {
+  const buf = Buffer.from(body)
+  const pool = new BufferPool({ slabSize: 16 })
+  const wrong: string[] = []
+  for (const { name, chunks } of chunkings(buf)) {
+    const { error } = split(chunks, { pool, ...seq, ...options })
+    const record = (error as { record?: number } | undefined)?.record
+    if (error === undefined) wrong.push(`${name}: accepted`)
+    else if (error.code !== expected.code || record !== expected.record || error.offset !== expected.offset || error.line !== undefined ||
+      (expected.message !== undefined && !expected.message.test(error.message))) {
+      wrong.push(`${name}: ${error.code} record ${record} offset ${error.offset}: ${error.message}`)
+    }
+  }
+  t.same(wrong, [], `${show(buf, 80)} -> ${expected.code}`)
+  t.equal(pool.stats.inUse, 0, 'every pooled buffer released')
+}
+
+t.test('json-seq: each RS starts a record; a record may span lines; empty records are nothing', async t => {
+  yields(t, `${RS}{"a":1}\n${RS}[2]\n${RS}"3"\n`, [{ a: 1 }, [2], '3'], seq)
+  yields(t, `${RS}{\n  "a": [1,\n 2]\n}\n${RS}"x\\ny"\n`, [{ a: [1, 2] }, 'x\ny'], seq)
+  yields(t, `${RS}${RS}1\n${RS}\n${RS}  \r\n${RS}2`, [1, 2], seq)
+  yields(t, `\n  ${RS}"é😀"\n${RS}{"中":"文"}\n`, ['é😀', { 中: '文' }], seq)
+  yields(t, '', [], seq)
+  yields(t, `${RS}\n`, [], seq)
+  // A '\n' is whitespace inside a record, not a separator: NDJSON would see two lines here.
+  yields(t, `${RS}[1,\n2]\n`, [[1, 2]], seq)
+})
+
+t.test('json-seq: a fault names its record and byte offset', async t => {
+  rejectsRecord(t, `${RS}1\n${RS}1,2\n${RS}3\n`, { code: 'FST_NEXURE_INVALID_JSON', record: 2, offset: 5, message: /at byte offset 5 \(record 2\)$/ })
+  rejectsRecord(t, `${RS}{"a":\n1,}\n`, { code: 'FST_NEXURE_INVALID_JSON', record: 1, offset: 9 })
+  rejectsRecord(t, `{"a":1}\n${RS}2\n`, { code: 'FST_NEXURE_INVALID_JSON', record: 0, offset: 0, message: /start each record with RS/ })
+  rejectsRecord(t, `${RS}1\n${RS}{"__proto__":{}}\n`, { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', record: 2, offset: 4 })
+  rejectsRecord(t, `${RS}[[[1]]]\n`, { code: 'FST_NEXURE_INVALID_JSON', record: 1, offset: 3, message: /maxDepth/ }, { maxDepth: 2 })
+  rejectsRecord(t, `${RS}1\n${RS}"${'x'.repeat(40)}"\n`, { code: 'FST_NEXURE_ITEM_TOO_LARGE', record: 2, offset: 4, message: /a record starting at byte offset 4 \(record 2\)/ }, { maxItemSize: 20 })
+})
+
+t.test('json-seq: RS inside a string is not a separator the parser lets through', async t => {
+  // RS is a control character: raw inside a string it is invalid JSON, so cutting on it never
+  // splits a valid record.
+  rejectsRecord(t, `${RS}"a${RS}b"\n`, { code: 'FST_NEXURE_INVALID_JSON', record: 1, offset: 3 })
+})
+
+t.test('parseNdjsonBody takes a JSON text sequence too', async t => {
+  t.same(parseNdjsonBody(Buffer.from(`${RS}1\n${RS}{"b":2}\n`), { format: 'json-seq' }), [1, { b: 2 }])
+  t.throws(() => new NdjsonSplitter({ format: 'csv' as 'ndjson' }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION' })
+})
+
+// skip: records that are not JSON are handed over and left out; the rest is unaffected.
+
+interface Skipped { index: number, line: number, offset: number, code: string }
+
+function skips (t: Test, body: string, items: unknown[], skipped: Skipped[], options: NdjsonSplitterOptions = {}): void {
+  const buf = Buffer.from(body)
+  const pool = new BufferPool({ slabSize: 16 })
+  const wrong: string[] = []
+  for (const { name, chunks } of chunkings(buf)) {
+    const seen: Skipped[] = []
+    const result = split(chunks, {
+      pool,
+      skip: (error, fault) => { seen.push({ ...fault, code: error.code }) },
+      ...options
+    })
+    if (result.error !== undefined) wrong.push(`${name}: threw ${result.error.message}`)
+    else if (!isDeepStrictEqual(result.items, items)) wrong.push(`${name}: items ${show(result.items)}`)
+    else if (!isDeepStrictEqual(seen, skipped)) wrong.push(`${name}: skipped ${show(seen)}`)
+  }
+  t.same(wrong, [], `${show(buf, 80)} skips ${skipped.length}`)
+  t.equal(pool.stats.inUse, 0, 'every pooled buffer released')
+}
+
+t.test('skip: a line that is not JSON is left out with its index, line and offset', async t => {
+  skips(t, '1\n{bad\n\n3\n1,2\n"é"\n', [1, 3, 'é'], [
+    { index: 1, line: 2, offset: 3, code: 'FST_NEXURE_INVALID_JSON' },
+    { index: 3, line: 5, offset: 11, code: 'FST_NEXURE_INVALID_JSON' }
+  ])
+  skips(t, '"é"\n[[[1]]]\n2', ['é', 2], [{ index: 1, line: 2, offset: 7, code: 'FST_NEXURE_INVALID_JSON' }], { maxDepth: 2 })
+  skips(t, `${RS}1\n${RS}nope\n${RS}2\n`, [1, 2], [{ index: 1, line: 2, offset: 5, code: 'FST_NEXURE_INVALID_JSON' }], seq)
+  skips(t, `junk${RS}1\n`, [1], [{ index: 0, line: 0, offset: 0, code: 'FST_NEXURE_INVALID_JSON' }], seq)
+})
+
+t.test('skip: accept refuses values, located at the start of their line', async t => {
+  const accept = (value: unknown): Error | null => typeof value === 'number' ? null : Object.assign(new Error('not a number'), { code: 'X' })
+  skips(t, '1\n"é"\n  {"a":1}\n2\n', [1, 2], [
+    { index: 1, line: 2, offset: 2, code: 'X' },
+    { index: 2, line: 3, offset: 7, code: 'X' }
+  ], { accept })
+  skips(t, '1\n"a"\n{bad\n2', [1, 2], [
+    { index: 1, line: 2, offset: 2, code: 'X' },
+    { index: 2, line: 3, offset: 7, code: 'FST_NEXURE_INVALID_JSON' }
+  ], { accept })
+})
+
+t.test('skip: too large and forbidden still fail; skip may throw to end the body', async t => {
+  const skip = (): void => {}
+  rejects(t, '1\n"' + 'x'.repeat(30) + '"\n', { code: 'FST_NEXURE_ITEM_TOO_LARGE', line: 2, offset: 2 }, { skip, maxItemSize: 10 })
+  rejects(t, '1\n{"__proto__":{}}\n', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: 2, offset: 2 }, { skip })
+  let count = 0
+  const limited = (error: Error): void => { if (++count > 1) throw error }
+  const { error, items } = split([Buffer.from('1\nx\n2\ny\n3\n')], { skip: limited })
+  t.equal(error?.code, 'FST_NEXURE_INVALID_JSON')
+  t.equal(error?.line, 4, 'the second bad line ends it')
+  t.same(items, [], 'its batch was not handed out')
+})

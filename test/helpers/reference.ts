@@ -56,3 +56,45 @@ export function referenceNdjson (body: Buffer, policy: Policy = {}): Outcome {
   }
   return { items }
 }
+
+/**
+ * A JSON text sequence (RFC 7464): the value of every non-blank record (the text after each RS),
+ * or the first failing record (1-based; 0 for text before the first RS that is not whitespace).
+ */
+export function referenceJsonSeq (body: Buffer, policy: Policy = {}): Outcome {
+  const records = body.toString('utf8').split('\x1e')
+  const items: unknown[] = []
+  for (let k = 0; k < records.length; k++) {
+    const record = records[k]!
+    if (/^[ \t\n\r]*$/.test(record)) continue
+    if (k === 0) return { code: 'FST_NEXURE_INVALID_JSON', line: 0 }
+    try {
+      items.push(sjson.parse(record, null, policy))
+    } catch (err) {
+      return { code: failureCode(err), line: k }
+    }
+  }
+  return { items }
+}
+
+/**
+ * An NDJSON body under onInvalidItem 'skip': the values of the lines that parse, and the 1-based
+ * numbers of those that do not; a forbidden property still refuses the body.
+ */
+export function referenceNdjsonSkipping (body: Buffer, policy: Policy = {}): { items: unknown[], skipped: number[] } | { code: string, line: number } {
+  const lines = body.toString('utf8').split('\n')
+  const items: unknown[] = []
+  const skipped: number[] = []
+  for (let k = 0; k < lines.length; k++) {
+    let line = lines[k]!
+    if (line.endsWith('\r')) line = line.slice(0, -1)
+    if (/^[ \t\r]*$/.test(line)) continue
+    try {
+      items.push(sjson.parse(line, null, policy))
+    } catch (err) {
+      if (failureCode(err) === 'FST_NEXURE_FORBIDDEN_PROPERTY') return { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', line: k + 1 }
+      skipped.push(k + 1)
+    }
+  }
+  return { items, skipped }
+}
