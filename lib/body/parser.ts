@@ -5,7 +5,7 @@ import {
   FST_NEXURE_INVALID_ENCODING,
   FST_NEXURE_UNSUPPORTED_CHARSET
 } from '../errors.js'
-import { parseJsonWhole, parseNdjsonBody } from '../core/whole-body.js'
+import { parseJsonWhole, parseNdjsonBody, parseNdjsonWhole } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { BodySource } from '../stream/body-source.js'
 import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
@@ -60,7 +60,9 @@ function parseWhole (state: BodyState, chunks: readonly Buffer[], length: number
       return parseJsonWhole(chunks, length, policy, maxDepth)
     case 'ndjson':
     case 'json-seq': {
-      // One pass over the records, which checks their sizes as it goes.
+      // The usual NDJSON body: lines cut from its text, no splitter built.
+      if (state.kind === 'ndjson' && state.route.onInvalidItem !== 'skip' && length <= maxItemSize) return parseNdjsonWhole(chunks, policy, maxDepth)
+      // Otherwise one pass of the splitter over the records, which checks their sizes as it goes.
       const log = state.route.onInvalidItem === 'skip' ? (state.skipped = new SkipLog(state.route.maxSkipped)) : null
       return parseNdjsonBody(chunks, {
         ...policy,

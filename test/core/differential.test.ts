@@ -10,7 +10,7 @@ import type { JsonScannerOptions } from '../../lib/core/array-scanner.js'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 import type { NdjsonSplitterOptions } from '../../lib/core/ndjson-splitter.js'
 import { BufferPool } from '../../lib/core/buffer-pool.js'
-import { parseJsonBody, parseNdjsonBody } from '../../lib/core/whole-body.js'
+import { parseJsonBody, parseNdjsonBody, parseNdjsonWhole } from '../../lib/core/whole-body.js'
 import type { PoisoningAction } from '../../lib/core/engine-options.js'
 import { chunkings, collect, show } from '../helpers/chunking.js'
 import type { Collected } from '../helpers/chunking.js'
@@ -192,13 +192,29 @@ t.test('NDJSON: same items and the same failing line as the reference', async t 
     if (difference !== '') failures++
     t.equal(difference, '', `body #${k} ${describe(body)}`)
     let buffered: Outcome
+    let splitterError: (Error & { code: string, offset: number, line: number }) | undefined
     try {
       buffered = { items: parseNdjsonBody(body) }
     } catch (err) {
-      buffered = { code: (err as Error & { code: string }).code }
+      splitterError = err as Error & { code: string, offset: number, line: number }
+      buffered = { code: splitterError.code }
     }
     t.equal(buffered.code, reference.code, 'parseNdjsonBody rejects as the reference does')
     if (reference.items !== undefined) t.same(buffered.items, reference.items)
+    // The small-body path's own line loop, on the body whole and cut in three.
+    const [a, b] = [Math.min(3, body.length), Math.max(Math.min(3, body.length), body.length - 2)]
+    for (const chunks of [[body], [body.subarray(0, a), body.subarray(a, b), body.subarray(b)]]) {
+      let whole: Outcome
+      try {
+        whole = { items: parseNdjsonWhole(chunks, { protoAction: 'error', constructorAction: 'error' }, 1000) }
+      } catch (err) {
+        const coded = err as Error & { code: string, offset: number, line: number }
+        whole = { code: coded.code }
+        t.same([coded.offset, coded.line, coded.message], [splitterError?.offset, splitterError?.line, splitterError?.message], 'parseNdjsonWhole locates the fault as the splitter does')
+      }
+      t.equal(whole.code, reference.code, 'parseNdjsonWhole rejects as the reference does')
+      if (reference.items !== undefined) t.same(whole.items, reference.items)
+    }
   }
 })
 
