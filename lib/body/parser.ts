@@ -8,7 +8,7 @@ import {
 import { parseJsonWhole, parseNdjsonBody, parseNdjsonWhole } from '../core/whole-body.js'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { BodySource } from '../stream/body-source.js'
-import { decodeWhole, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
+import { DECODE_NOW_UP_TO, decodeWhole, decodeWholeNow, parseContentEncoding, type ContentCoding } from '../stream/decode.js'
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import type { SecureParseOptions } from '../core/engine-options.js'
@@ -183,13 +183,27 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
         // One call decodes it, up to what a small body may inflate to; past that (or past
         // bodyLimit) the streaming path takes the same bytes and answers as for any body.
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
-        decodeWhole(coding, body, Math.min(route.streamThreshold, route.bodyLimit) + 1).then(decoded => {
+        const maxOutputLength = Math.min(route.streamThreshold, route.bodyLimit) + 1
+        const decoded = (decoded: Buffer | null): void => {
           if (decoded !== null) finish(state, [decoded], decoded.length, done)
           else readThroughSource(request, Readable.from([body]), state, codings, true, done)
-        }, (error: Error) => {
+        }
+        const failed = (error: Error): void => {
           state.failed = true
           done(new FST_NEXURE_INVALID_ENCODING(coding, error.message))
-        })
+        }
+        if (maxOutputLength > DECODE_NOW_UP_TO) {
+          decodeWhole(coding, body, maxOutputLength).then(decoded, failed)
+          return
+        }
+        let output
+        try {
+          output = decodeWholeNow(coding, body, maxOutputLength)
+        } catch (error) {
+          failed(error as Error)
+          return
+        }
+        decoded(output)
       })
       return
     }
