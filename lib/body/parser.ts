@@ -184,7 +184,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
         // bodyLimit) the streaming path takes the same bytes and answers as for any body.
         const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length)
         const maxOutputLength = Math.min(route.streamThreshold, route.bodyLimit) + 1
-        const decoded = (decoded: Buffer | null): void => {
+        const take = (decoded: Buffer | null): void => {
           if (decoded !== null) finish(state, [decoded], decoded.length, done)
           else readThroughSource(request, Readable.from([body]), state, codings, true, done)
         }
@@ -193,17 +193,17 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
           done(new FST_NEXURE_INVALID_ENCODING(coding, error.message))
         }
         if (maxOutputLength > DECODE_NOW_UP_TO) {
-          decodeWhole(coding, body, maxOutputLength).then(decoded, failed)
+          decodeWhole(coding, body, maxOutputLength).then(take, failed)
           return
         }
-        let output
+        let decoded
         try {
-          output = decodeWholeNow(coding, body, maxOutputLength)
+          decoded = decodeWholeNow(coding, body, maxOutputLength)
         } catch (error) {
           failed(error as Error)
           return
         }
-        decoded(output)
+        take(decoded)
       })
       return
     }
