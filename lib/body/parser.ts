@@ -192,7 +192,7 @@ export function createParser (kind: BodyKind, plugin: ResolvedStreamBodyOptions,
           state.failed = true
           done(new FST_NEXURE_INVALID_ENCODING(coding, error.message))
         }
-        if (maxOutputLength > DECODE_NOW_UP_TO) {
+        if (coding === 'br' || maxOutputLength > DECODE_NOW_UP_TO) {
           decodeWhole(coding, body, maxOutputLength).then(take, failed)
           return
         }
