@@ -28,9 +28,11 @@ t.test('the request bodies have the sizes their rows name', async t => {
 })
 
 t.test('the compiled bench:traffic measures both apps on every row it is given', async t => {
-  const rows = 'get,json-1kb,ndjson-10kb,schema-1kb,gzip-1kb'
+  // Rows that take different routes on both apps (no body, a string parser, a schema, a
+  // decompressing hook); json-1kb's route is schema-1kb's without the schema.
+  const rows = 'get,ndjson-10kb,schema-1kb,gzip-1kb'
   const { stdout } = await run(process.execPath, [path.join(root, 'dist', 'benchmark', 'traffic.js'),
-    '--rows', rows, '--runs', '1', '--duration', '0.5', '--warmup', '0.2', '--connections', '2', '--out', out], { cwd: root, timeout: 120_000 })
+    '--rows', rows, '--runs', '1', '--duration', '0.3', '--warmup', '0.1', '--connections', '2', '--out', out], { cwd: root, timeout: 120_000 })
   const file = readdirSync(out).find(name => /^traffic-.*\.json$/.test(name))
   t.ok(file, 'wrote the results as JSON')
   const report = JSON.parse(readFileSync(path.join(out, file ?? 'missing'), 'utf8')) as {
