@@ -4,6 +4,8 @@
 // server keeps serving and no pooled slab stays in use, also when the client goes away mid-body.
 
 import t, { type Test } from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { request } from 'undici'
@@ -177,12 +179,14 @@ t.test('hostile: malformed JSON is a 400 with the byte offset; bodyLimit holds',
 
 t.test('a client that goes away mid-body leaves nothing behind', async t => {
   const served = await filterApp(t)
-  const body = new Readable({ read () {} })
-  const sent = request(`${served.url}/streamed`, { method: 'POST', headers: JSON_TYPE, body }).catch(() => null)
-  body.push('{"rows":[{"a":"' + 'q'.repeat(2000))
+  const { port } = new URL(served.url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write('POST /streamed HTTP/1.1\r\nhost: localhost\r\ncontent-type: application/json\r\ncontent-length: 100000\r\n\r\n')
+  socket.write('{"rows":[{"a":1},{"b":"' + 'q'.repeat(2000))
   await new Promise(resolve => setTimeout(resolve, 50))
-  body.destroy(new Error('client gone'))
-  await sent
+  socket.destroy()
   await stillServing(t, served)
 })
 
