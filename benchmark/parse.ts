@@ -7,6 +7,8 @@
 //   stream-json      stream-json 3's parser -> streamArray, counting items (a JS tokenizer)
 //   nexure (pool)    JsonArrayScanner fed 64 KiB chunks, carry-over buffers from a BufferPool
 //   nexure (no pool) the same with `pool: null`
+//   nexure filter    FilterEngine with `filter: /^\d+$/` (the same items, selected by path
+//                    anywhere: stream-json's tokenizer behind nexure's byte mirror)
 // and for NDJSON: JSON.parse of every line of the whole text vs NdjsonSplitter.
 //
 // Every measurement runs in a fresh child process (so one approach's heap never pollutes the
@@ -28,13 +30,15 @@ import os from 'node:os'
 import path from 'node:path'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
-import { BufferPool, JsonArrayScanner, NdjsonSplitter } from 'nexure'
+import { BufferPool, FilterEngine, JsonArrayScanner, NdjsonSplitter } from 'nexure'
 
 const CHUNK = 64 * 1024
 const MB = 1024 * 1024
 
-type Approach = 'floor' | 'json-parse' | 'stream-json' | 'nexure-pool' | 'nexure-no-pool' | 'ndjson-json-parse' | 'ndjson-nexure'
-const ARRAY_APPROACHES: Approach[] = ['floor', 'json-parse', 'stream-json', 'nexure-pool', 'nexure-no-pool']
+type Approach = 'floor' | 'json-parse' | 'stream-json' | 'nexure-pool' | 'nexure-no-pool' | 'nexure-filter' | 'ndjson-json-parse' | 'ndjson-nexure'
+const ARRAY_APPROACHES: Approach[] = ['floor', 'json-parse', 'stream-json', 'nexure-pool', 'nexure-no-pool', 'nexure-filter']
+/** Approaches at a JS tokenizer's pace: skipped at sizes that would take longer than --stream-json-limit. */
+const SLOW: Approach[] = ['stream-json', 'nexure-filter']
 const NDJSON_APPROACHES: Approach[] = ['ndjson-json-parse', 'ndjson-nexure']
 const LABEL: Record<Approach, string> = {
   floor: 'floor: JSON.parse of ~32 KiB pieces cut beforehand',
@@ -42,6 +46,7 @@ const LABEL: Record<Approach, string> = {
   'stream-json': 'stream-json (parser -> streamArray)',
   'nexure-pool': 'nexure JsonArrayScanner (pool)',
   'nexure-no-pool': 'nexure JsonArrayScanner (pool: null)',
+  'nexure-filter': 'nexure FilterEngine (filter: /^\\d+$/)',
   'ndjson-json-parse': 'JSON.parse per line (whole text)',
   'ndjson-nexure': 'nexure NdjsonSplitter (pool)'
 }
@@ -230,6 +235,12 @@ async function measure (approach: Approach, file: string, prepared: Prepared): P
       scanner.end()
       break
     }
+    case 'nexure-filter': {
+      const engine = new FilterEngine({ pool: new BufferPool(), filter: /^\d+$/ }, count)
+      readChunks(file, chunk => engine.write(chunk))
+      engine.end()
+      break
+    }
     case 'ndjson-nexure': {
       const splitter = new NdjsonSplitter({ pool: new BufferPool() }, count)
       readChunks(file, chunk => splitter.write(chunk))
@@ -362,7 +373,7 @@ async function main (): Promise<void> {
     })
   }
   const rows: Row[] = []
-  let streamJsonRate = 0
+  const slowRates = new Map<Approach, number>()
   console.log(`node ${process.version}, ${os.cpus().length} CPUs, load average ${os.loadavg()[0]!.toFixed(2)}; ${runs} run(s) per approach, each in a fresh process: ` +
     `a cold pass, ${warmups} unmeasured warm-up pass(es), a warm pass; approaches alternate`)
   try {
@@ -377,9 +388,11 @@ async function main (): Promise<void> {
       const fileBytes = fs.statSync(file).size
       const results = new Map<Approach, ColdWarm[]>(approaches.map(approach => [approach, []]))
       const skipped = new Map<Approach, string>()
-      if (approaches.includes('stream-json') && streamJsonRate > 0) {
-        const estimate = (fileBytes / MB / streamJsonRate) * runs * (warmups + 2)
-        if (estimate > streamJsonLimitSeconds) skipped.set('stream-json', `~${Math.round(estimate)} s for ${runs} run(s) of ${warmups + 2} passes at ${streamJsonRate.toFixed(0)} MB/s`)
+      for (const slow of SLOW) {
+        const rate = slowRates.get(slow) ?? 0
+        if (!approaches.includes(slow) || rate <= 0) continue
+        const estimate = (fileBytes / MB / rate) * runs * (warmups + 2)
+        if (estimate > streamJsonLimitSeconds) skipped.set(slow, `~${Math.round(estimate)} s for ${runs} run(s) of ${warmups + 2} passes at ${rate.toFixed(0)} MB/s`)
       }
       // Round-robin over the approaches, so a slow phase of the machine hits all of them alike.
       for (let run = 0; run < runs; run++) {
@@ -418,7 +431,7 @@ async function main (): Promise<void> {
             ...(floor === undefined ? {} : { ratioVsFloor: rate / floor })
           }
         }
-        if (approach === 'stream-json') streamJsonRate = medianRate(approach, 'cold')!
+        if (SLOW.includes(approach)) slowRates.set(approach, medianRate(approach, 'cold')!)
         rows.push({
           format,
           size,

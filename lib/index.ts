@@ -19,6 +19,8 @@ export type { BufferPoolOptions, BufferPoolStats } from './core/buffer-pool.js'
 export type { PressureBounds } from './stream/pressure.js'
 export { JsonArrayScanner } from './core/array-scanner.js'
 export type { JsonScannerOptions } from './core/array-scanner.js'
+export { FilterEngine } from './core/filter-engine.js'
+export type { FilterEngineOptions, PathFilter } from './core/engine-options.js'
 export { NdjsonSplitter } from './core/ndjson-splitter.js'
 export type { NdjsonSplitterOptions, RecordFault } from './core/ndjson-splitter.js'
 export type {

@@ -2,7 +2,7 @@ import type { Transform } from 'node:stream'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BufferPool } from './core/buffer-pool.js'
 import { FST_NEXURE_INVALID_ARGUMENT } from './errors.js'
-import { ENGINE_DEFAULTS, pathOption } from './core/engine-options.js'
+import { ENGINE_DEFAULTS, filterOption, pathOption, type PathFilter } from './core/engine-options.js'
 import type { PathSegment } from './core/path.js'
 import {
   describe,
@@ -169,6 +169,15 @@ export interface BatchesOptions {
    * `[value]`.
    */
   path?: string
+  /**
+   * Selection anywhere in a JSON body: every outermost value whose path the filter accepts is
+   * an item, in document order (once a value is selected, nothing inside it is tested). A
+   * RegExp is tested against the dotted path (`groups.0.members.3`; `''` is the top-level
+   * value), a function gets the path's segments (keys as strings, indices as numbers).
+   * Runs on stream-json's tokenizer, several times slower than `path`; not with `path`, and
+   * not for NDJSON or JSON sequences (415).
+   */
+  filter?: PathFilter
 }
 
 /** What happened to a streamed body; on `request.streamStats` once it has been read. */
@@ -279,7 +288,7 @@ const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize'
 const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
-const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path'])
+const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path', 'filter'])
 const INVALID_ITEM_POLICIES = ['fail', 'skip'] as const
 
 const ROUTE = scopeOf('config.streamBody.')
@@ -386,13 +395,20 @@ export function resolveRouteOptions (
 
 /**
  * `request.batches(options)`, checked when called, before the body is claimed: the batch size
- * (0 for the route's `batchSize`) and the parsed path. Unknown keys and wrong types are refused.
+ * (0 for the route's `batchSize`), the parsed path and the filter (null without one). Unknown
+ * keys and wrong types are refused, and so is `filter` with `path`: a filter already sees
+ * whole paths (`/^data\.rows\.\d+$/` selects what `path: 'data.rows'` streams).
  */
-export function checkBatchesOptions (options: unknown): { size: number, path: PathSegment[], pathText: string | undefined } {
+export function checkBatchesOptions (options: unknown): { size: number, path: PathSegment[], pathText: string | undefined, filter: PathFilter | null } {
   const own = optionsObject(BATCHES, options, BATCHES_KEYS) as BatchesOptions
+  const filter = own.filter === undefined ? null : filterOption(BATCHES, 'filter', own.filter)
+  if (filter !== null && own.path !== undefined) {
+    throw invalid(BATCHES, 'filter', 'cannot be combined with path (a filter sees whole paths: match the path in it)')
+  }
   return {
     size: positiveInteger(BATCHES, 'size', own.size, 0),
     path: pathOption(BATCHES, 'path', own.path),
-    pathText: own.path
+    pathText: own.path,
+    filter
   }
 }

@@ -274,12 +274,21 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
   t.match(answer413, /connection: close/i)
   t.match(answer413, /"code":"FST_NEXURE_BODY_TOO_LARGE","matched":true/)
 
+  // batches({ filter }): stream-json, a dependency now, resolved from the installed package.
+  const groups = await request(`${server.url}/members`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: Readable.from(['{"groups":[{"members":[{"name":"a"}', ',{"name":"b"}]},{"members":[{"name":"c"}]}]}'])
+  })
+  t.same(await groups.body.json(), { names: ['a', 'b', 'c'] }, 'batches({ filter }) in the installed package')
+
   const engines = await request(`${server.url}/engines`)
   t.same(await engines.body.json(), {
     elements: [1, { a: 2 }, 'three'],
     lines: [{ n: 1 }, { n: 2 }],
     records: [{ n: 1 }, { n: 3 }],
     faults: [{ index: 1, line: 2, offset: 11 }],
+    selected: [1, 2],
     released: true,
     slabSize: 64 * 1024,
     pooled: 1,

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyRequest } from 'fastify'
 import { Transform, type Readable } from 'node:stream'
 import { expectAssignable, expectError, expectType } from 'tsd'
-import { BufferPool, NdjsonSplitter, streamBody, type BatchesOptions, type SkippedItem, type StreamBodyOptions, type StreamStats } from 'nexure'
+import { BufferPool, FilterEngine, NdjsonSplitter, streamBody, type BatchesOptions, type FilterEngineOptions, type PathFilter, type SkippedItem, type StreamBodyOptions, type StreamStats } from 'nexure'
 
 const app = Fastify()
 
@@ -46,6 +46,19 @@ app.post('/import', async (request) => {
   expectType<string>(skipped.message)
   expectError(request.batches({ size: '10' }))
   expectError(request.batches({ pathh: 'x' }))
+  // Selection anywhere: a RegExp on the dotted path, or a function of the segments.
+  for await (const batch of request.batches<Row>({ filter: /^groups\.\d+\.members\.\d+$/, size: 50 })) {
+    expectType<Row[]>(batch)
+  }
+  request.batches({
+    filter: path => {
+      expectType<readonly (string | number)[]>(path)
+      return path[path.length - 1] === 'members'
+    }
+  })
+  expectError(request.batches({ filter: 'groups.*' }))
+  expectError(request.batches({ filter: (path: string) => path === 'a' }))
+  expectError(request.batches({ filter: () => 'yes' }))
   return null
 })
 
@@ -64,4 +77,12 @@ new NdjsonSplitter({ skip: () => {}, accept: (value, index) => index > 0 ? null 
 expectError(new NdjsonSplitter({ format: 'csv' }, () => {}))
 
 expectAssignable<BatchesOptions>({ path: 'data.rows' })
+expectAssignable<BatchesOptions>({ filter: /rows/ })
+expectAssignable<PathFilter>((path: readonly (string | number)[]) => path.length > 1)
+
+// The filter engine on its own.
+new FilterEngine({ filter: /^\d+$/, batchSize: 10, maxItemSize: 1e6, maxDepth: 64, protoAction: 'remove' } satisfies FilterEngineOptions, batch => { expectType<unknown[]>(batch) })
+expectType<number>(new FilterEngine({ filter: () => true }, () => {}).itemCount)
+expectError(new FilterEngine({ batchSize: 10 }, () => {}))
+expectError(new FilterEngine({ filter: /x/, path: 'a' }, () => {}))
 expectType<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)

@@ -6,10 +6,12 @@ import {
   FST_NEXURE_PATH_NOT_ARRAY,
   FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
 } from '../errors.js'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { JsonArrayScanner } from '../core/array-scanner.js'
+import { FilterEngine } from '../core/filter-engine.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import type { PathSegment } from '../core/path.js'
-import type { SecureParseOptions } from '../core/engine-options.js'
+import type { PathFilter, SecureParseOptions } from '../core/engine-options.js'
 import { checkBatchesOptions, type BatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
@@ -156,7 +158,70 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
   }
 }
 
-async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, pathText: string | undefined): AsyncGenerator<T[], void, undefined> {
+/**
+ * `batches({ filter })` on a body read whole: the same FilterEngine over its bytes, so that a
+ * small body yields exactly what it would streamed (document order, a key given twice refused,
+ * the same limits), which a walk of `request.body` could not promise (JavaScript orders
+ * integer-like keys first; JSON.parse keeps the last of duplicate keys). The engine runs at
+ * stream-json's pace, so the event loop gets a turn between pieces of `FILTER_PIECE` bytes, as
+ * a streamed body's does (BodySource's YIELD_EVERY).
+ */
+async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, filter: PathFilter): AsyncGenerator<T[], void, undefined> {
+  const validate = itemValidator(request, state)
+  const skipping = state.route.onInvalidItem === 'skip'
+  const log = new SkipLog(state.route.maxSkipped)
+  const ready: unknown[][] = []
+  const { maxItemSize, maxDepth } = state.route
+  const engine = new FilterEngine({ batchSize: size, maxItemSize, maxDepth, pool: state.plugin.pool, ...policy, filter }, items => ready.push(items))
+  let seen = 0
+  let yielded = 0
+  let batches = 0
+  const checked = (batch: unknown[]): unknown[] => {
+    const first = seen
+    seen += batch.length
+    if (skipping) return keepValid(validate, batch, first, log)
+    checkItems(validate, batch, first)
+    return batch
+  }
+  try {
+    let fed = 0
+    for (const chunk of state.chunks ?? []) {
+      for (let at = 0; at < chunk.length; at += FILTER_PIECE) {
+        if (fed > 0) await nextTurn()
+        engine.write(chunk.subarray(at, at + FILTER_PIECE))
+        fed += FILTER_PIECE
+        for (const next of ready.splice(0)) {
+          const batch = checked(next)
+          if (batch.length === 0) continue
+          yielded += batch.length
+          batches++
+          yield batch as T[]
+        }
+      }
+    }
+    engine.end()
+    for (const next of ready.splice(0)) {
+      const batch = checked(next)
+      if (batch.length === 0) continue
+      yielded += batch.length
+      batches++
+      yield batch as T[]
+    }
+  } finally {
+    engine.destroy()
+    if (skipping) {
+      const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
+      request.streamStats = {
+        bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: yielded, batches,
+        durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
+      }
+    }
+  }
+}
+
+const FILTER_PIECE = 32 * 1024
+
+async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, pathText: string | undefined, filter: PathFilter | null): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   const log = skipping ? new SkipLog(state.route.maxSkipped) : NOTHING_SKIPPED
@@ -186,7 +251,9 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
       skip: skipping ? (error, fault) => log.add(error, fault.index, fault.line, fault.offset) : null,
       accept: skipping ? acceptWith(validate) : null
     }, onItems)
-    : new JsonArrayScanner({ ...common, path: pathText }, onItems)
+    : filter !== null
+      ? new FilterEngine({ ...common, filter }, onItems)
+      : new JsonArrayScanner({ ...common, path: pathText }, onItems)
   const poolBefore = state.plugin.pool?.stats ?? { hits: 0, misses: 0 }
   let items = 0
   let batches = 0
@@ -236,7 +303,7 @@ export function createBatches (policy: SecureParseOptions) {
   // The call's own arguments are the application's (a 500 if wrong, whatever the request); the
   // body's content type is the client's choice (a 415 if it does not fit the call).
   return function batches<T = unknown> (this: FastifyRequest, options?: BatchesOptions): AsyncIterableIterator<T[]> {
-    const { size: asked, path, pathText } = checkBatchesOptions(options)
+    const { size: asked, path, pathText, filter } = checkBatchesOptions(options)
     const state = claim(this, 'request.batches()', JSON_EXPECTED)
     const received = this.headers['content-type'] ?? 'none'
     if (state.kind === 'raw') {
@@ -247,10 +314,16 @@ export function createBatches (policy: SecureParseOptions) {
       state.consumedBy = null
       throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${pathText}" (this route calls batches({ path: '${pathText}' }); NDJSON and JSON sequences have no paths)`)
     }
+    if (filter !== null && isRecords(state)) {
+      state.consumedBy = null
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, 'a JSON body (application/json) (this route calls batches({ filter }); NDJSON and JSON sequences have no paths)')
+    }
     const size = asked === 0 ? state.route.batchSize : asked
     const source = state.source
-    if (source === null) return bufferedBatches<T>(this, state, policy, size, path, pathText ?? '')
-    return streamedBatches<T>(this, state, source, policy, size, pathText)
+    if (source === null) {
+      return filter === null ? bufferedBatches<T>(this, state, policy, size, path, pathText ?? '') : filteredBatches<T>(this, state, policy, size, filter)
+    }
+    return streamedBatches<T>(this, state, source, policy, size, pathText, filter)
   }
 }
 

@@ -2,6 +2,7 @@
 // plugin's defaults on these; the whole-body parsers pass them on.
 
 import {
+  describe,
   integer,
   oneOf,
   optionsObject,
@@ -110,6 +111,34 @@ export interface NdjsonSplitterOptions extends EngineOptions {
   accept?: ((value: unknown, index: number) => Error | null) | null
 }
 
+/**
+ * What `batches({ filter })` selects: a RegExp tested against each value's dotted path
+ * (`groups.0.members.3`, `''` for the top-level value), or a function of the path's segments
+ * (keys as strings, array indices as numbers). The array handed to the function is nexure's
+ * own, valid only during the call: copy it to keep it.
+ */
+export type PathFilter = RegExp | ((path: readonly (string | number)[]) => boolean)
+
+/** Options of `FilterEngine`. */
+export interface FilterEngineOptions extends EngineOptions {
+  /** Which values are items: every outermost value whose path it accepts. */
+  filter: PathFilter
+  /**
+   * The most bytes one selected value may have; also bounds one string, number or key outside
+   * the selection, an object under a `constructor` key held back (constructorAction 'remove'),
+   * and the keys kept of the objects around the selection. Crossing it throws
+   * FST_NEXURE_ITEM_TOO_LARGE.
+   * @default 16777216 (16 MiB)
+   */
+  maxItemSize?: number
+  /**
+   * The most levels of arrays and objects, counted from the top of the body, inside and outside
+   * the selection; a deeper one is refused with FST_NEXURE_INVALID_JSON at its opening bracket.
+   * @default 1000
+   */
+  maxDepth?: number
+}
+
 /** Where a left-out record was: its index among the body's records, its line (or record) and byte offset. */
 export interface RecordFault {
   /** 0-based index among the non-blank records, counting those left out. */
@@ -145,6 +174,7 @@ export interface ResolvedEngineOptions {
 const COMMON_KEYS = ['batchSize', 'maxItemSize', 'maxDepth', 'protoAction', 'constructorAction', 'pool']
 export const NDJSON_KEYS: ReadonlySet<string> = new Set(COMMON_KEYS)
 export const ARRAY_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'path', 'maxParseBytes'])
+export const FILTER_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'filter'])
 
 /** The poisoning policy, checked: `'error'` for each action not given. */
 export function poisoningPolicy (options: { protoAction?: unknown, constructorAction?: unknown }, scope: OptionScope = REGISTRATION): SecureParseOptions {
@@ -181,4 +211,14 @@ export function pathOption (scope: OptionScope, name: string, value: unknown): P
   } catch (error) {
     throw invalid(scope, name, (error as Error).message)
   }
+}
+
+/**
+ * A filter option, checked: a RegExp is copied without its `g` and `y` flags (with them, `test`
+ * moves `lastIndex` and the same path would match one time and not the next).
+ */
+export function filterOption (scope: OptionScope, name: string, value: unknown): PathFilter {
+  if (typeof value === 'function') return value as PathFilter
+  if (value instanceof RegExp) return new RegExp(value.source, value.flags.replace(/[gy]/g, ''))
+  throw invalid(scope, name, `expected a RegExp or a function (path) => boolean, got ${describe(value)}`)
 }
