@@ -7,6 +7,7 @@ import type { PathSegment } from './core/path.js'
 import {
   describe,
   FASTIFY_REGISTER_KEYS,
+  boolean,
   functionList,
   invalid,
   nonNegativeInteger,
@@ -164,11 +165,18 @@ export interface BatchesOptions {
    */
   size?: number
   /**
-   * Dot path to the array to stream (`items`, `data.rows`); numeric segments index arrays.
-   * Without it, the top-level value: an array yields its elements, anything else one batch
-   * `[value]`.
+   * Dot path to the array to stream (`items`, `data.rows`); numeric segments index arrays, and
+   * `*` matches every key or index at its level (`data.*.rows`: the items of every matching
+   * array, in document order). Without it, the top-level value: an array yields its elements,
+   * anything else one batch `[value]`.
    */
   path?: string
+  /**
+   * Stream the object at `path` (the top-level value without one) as `[key, value]` pairs, in
+   * document order. A value there that is not an object is a 400 FST_NEXURE_PATH_NOT_OBJECT.
+   * @default false
+   */
+  entries?: boolean
 }
 
 /** What happened to a streamed body; on `request.streamStats` once it has been read. */
@@ -279,7 +287,7 @@ const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize'
 const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
-const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path'])
+const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path', 'entries'])
 const INVALID_ITEM_POLICIES = ['fail', 'skip'] as const
 
 const ROUTE = scopeOf('config.streamBody.')
@@ -384,15 +392,25 @@ export function resolveRouteOptions (
   })
 }
 
+/** `request.batches(options)`, checked. */
+export interface CheckedBatchesOptions {
+  /** 0 for the route's `batchSize`. */
+  size: number
+  path: PathSegment[]
+  pathText: string | undefined
+  entries: boolean
+}
+
 /**
- * `request.batches(options)`, checked when called, before the body is claimed: the batch size
- * (0 for the route's `batchSize`) and the parsed path. Unknown keys and wrong types are refused.
+ * `request.batches(options)`, checked when called, before the body is claimed. Unknown keys and
+ * wrong types are refused.
  */
-export function checkBatchesOptions (options: unknown): { size: number, path: PathSegment[], pathText: string | undefined } {
+export function checkBatchesOptions (options: unknown): CheckedBatchesOptions {
   const own = optionsObject(BATCHES, options, BATCHES_KEYS) as BatchesOptions
   return {
     size: positiveInteger(BATCHES, 'size', own.size, 0),
     path: pathOption(BATCHES, 'path', own.path),
-    pathText: own.path
+    pathText: own.path,
+    entries: boolean(BATCHES, 'entries', own.entries, false)
   }
 }
