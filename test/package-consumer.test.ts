@@ -274,6 +274,9 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
   t.match(answer413, /connection: close/i)
   t.match(answer413, /"code":"FST_NEXURE_BODY_TOO_LARGE","matched":true/)
 
+  const ages = await request(`${server.url}/ages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"groups":[{"ann":{"age":3}},{"bob":{"age":4},"cy":{"age":5}}]}' })
+  t.same(await ages.body.json(), { ages: { ann: 3, bob: 4, cy: 5 } }, 'entries through a wildcard path')
+
   const engines = await request(`${server.url}/engines`)
   t.same(await engines.body.json(), {
     elements: [1, { a: 2 }, 'three'],

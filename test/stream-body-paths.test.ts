@@ -4,6 +4,7 @@
 // message and byte offset, whichever side of the threshold it falls.
 
 import t from 'tap'
+import { Readable } from 'node:stream'
 import { request as undiciRequest } from 'undici'
 import type { FastifyInstance } from 'fastify'
 import { bodyApp, listen } from './helpers/server.js'
@@ -42,7 +43,7 @@ async function send (target: string, body: Buffer, chunk: number | null): Promis
       await new Promise(resolve => setImmediate(resolve))
     }
   }
-  const res = await undiciRequest(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunk === null ? body : pieces() })
+  const res = await undiciRequest(target, { method: 'POST', headers: { 'content-type': 'application/json' }, body: chunk === null ? body : Readable.from(pieces()) })
   const json = await res.body.json() as Answer
   return { ...json, status: res.statusCode }
 }
@@ -102,7 +103,7 @@ t.test('the same body at fault gets the same error, code and message, streamed o
     const answers: Answer[] = []
     for (const app of [streamed, buffered]) {
       const res = await app.inject({ method: 'POST', url: url('', path, entries), headers: { 'content-type': 'application/json' }, payload: text })
-      answers.push({ status: res.statusCode, ...res.json() })
+      answers.push({ ...res.json(), status: res.statusCode })
     }
     const [fromStream, fromBuffer] = answers as [Answer, Answer]
     t.equal(fromStream.code, code, `${text} ${path ?? ''}${entries ? ' entries' : ''}: ${code}`)

@@ -46,6 +46,17 @@ app.post('/import', async (request) => {
   expectType<string>(skipped.message)
   expectError(request.batches({ size: '10' }))
   expectError(request.batches({ pathh: 'x' }))
+  // Wildcard paths are strings like any path; entries give [key, value] pairs.
+  for await (const batch of request.batches<Row>({ path: 'data.*.rows' })) expectType<Row[]>(batch)
+  for await (const batch of request.batches<Row>({ path: 'users', entries: true, size: 10 })) {
+    expectType<Array<[string, Row]>>(batch)
+    expectType<string>(batch[0]![0])
+    expectType<number>(batch[0]![1].id)
+  }
+  expectType<AsyncIterableIterator<Array<[string, unknown]>>>(request.batches({ entries: true }))
+  expectType<AsyncIterableIterator<unknown[]>>(request.batches({ entries: false }))
+  expectError(request.batches({ entries: 'yes' }))
+  expectError(request.batches({ entries: 1 }))
   return null
 })
 
@@ -64,4 +75,5 @@ new NdjsonSplitter({ skip: () => {}, accept: (value, index) => index > 0 ? null 
 expectError(new NdjsonSplitter({ format: 'csv' }, () => {}))
 
 expectAssignable<BatchesOptions>({ path: 'data.rows' })
-expectType<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)
+expectAssignable<BatchesOptions>({ path: 'data.*', entries: true })
+expectAssignable<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)

@@ -4,6 +4,12 @@ import type { BatchesOptions, StreamBodyRouteOptions, StreamStats } from '../opt
 declare module 'fastify' {
   interface FastifyRequest {
     /**
+     * With `entries: true`: the object at `path` (the top-level value without one) as
+     * `[key, value]` pairs in document order, `T` being the type of the values.
+     * @throws FST_NEXURE_BODY_CONSUMED when the body was already taken
+     */
+    batches<T = unknown>(options: BatchesOptions & { entries: true }): AsyncIterableIterator<Array<[string, T]>>
+    /**
      * The body's items in batches (arrays of at most `size` parsed items), pulled at the
      * handler's pace. For a JSON body: the elements of the top-level array, or of the array at
      * `path` (of every array a `*` path matches, in document order); a top-level value that is
@@ -11,15 +17,7 @@ declare module 'fastify' {
      * request.
      * @throws FST_NEXURE_BODY_CONSUMED when the body was already taken
      */
-    batches<T = unknown>(options?: BatchesOptions & { entries?: false }): AsyncIterableIterator<T[]>
-    /**
-     * With `entries: true`: the object at `path` (the top-level value without one) as
-     * `[key, value]` pairs in document order, `T` being the type of the values.
-     * @throws FST_NEXURE_BODY_CONSUMED when the body was already taken
-     */
-    batches<T = unknown>(options: BatchesOptions & { entries: true }): AsyncIterableIterator<Array<[string, T]>>
-    /** `entries` known only at run time: elements, or `[key, value]` pairs. */
-    batches<T = unknown>(options: BatchesOptions): AsyncIterableIterator<T[] | Array<[string, T]>>
+    batches<T = unknown>(options?: BatchesOptions): AsyncIterableIterator<T[]>
     /**
      * The body's decoded, limited, transformed bytes as a Readable. Can be called once per
      * request, and not together with `batches()`.
