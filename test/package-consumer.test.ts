@@ -202,8 +202,10 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
       for (const [, name] of body!.matchAll(/^ {8}(?:readonly )?(\w+)[<(?:]/gm)) decorations.push(name!)
     }
   }
-  t.same(decorations.sort(), ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploadStats', 'uploads'], 'the request decorations')
-  for (const name of decorations) t.match(source, new RegExp(`request\\.${name}\\b`), `the consumer uses request.${name}`)
+  // An overloaded method (batches) is declared once per signature.
+  const decorated = [...new Set(decorations)].sort()
+  t.same(decorated, ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploadStats', 'uploads'], 'the request decorations')
+  for (const name of decorated) t.match(source, new RegExp(`request\\.${name}\\b`), `the consumer uses request.${name}`)
 
   const uploads = path.join(project, 'uploads')
   await mkdir(uploads)
