@@ -107,7 +107,8 @@ export class JsonArrayScanner {
     this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
     const host: NavigatorHost = {
       capture: (buf, base, i, purpose, levels) => this.#capture(buf, base, i, purpose, levels),
-      enterTarget: (i, levels) => this.#enterTarget(i, levels)
+      enterTarget: (i, levels) => this.#enterTarget(i, levels),
+      leaveEntries: () => { if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush() }
     }
     const entries = boolean(REGISTRATION, 'entries', options.entries, false)
     this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy, entries)
@@ -352,7 +353,8 @@ export class JsonArrayScanner {
     }
   }
 
-  // A streamed array ends. Its last batch goes out at once unless a `*` may reach another array.
+  // A streamed array ends. Its last batch goes out at once (as the entries object's does) unless
+  // a `*` may reach another one.
   #closeTarget (buf: Buffer, base: number, i: number): number {
     if (this.#runCount > 0) this.#parseRun(buf, base)
     if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush()

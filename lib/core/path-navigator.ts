@@ -63,6 +63,8 @@ export interface NavigatorHost {
   capture: (buf: Buffer, base: number, i: number, purpose: Purpose, levels: number) => number
   /** A streamed array opens at buf[i], `levels` deep. Returns where scanning goes on. */
   enterTarget: (i: number, levels: number) => number
+  /** The object streamed as entries has ended. */
+  leaveEntries: () => void
 }
 
 // Navigator states.
@@ -277,6 +279,7 @@ export class PathNavigator {
         : absentKeyDetail(where === '' ? String(frame.segment) : `${where}.${frame.segment}`, depth === this.#segments.length - 1, this.#wildcard)
       throw this.#notTarget(detail, offset)
     }
+    if (frame.entries) this.#host.leaveEntries()
     this.afterValue()
   }
 

@@ -2,6 +2,7 @@
 // items of every matching array, in document order) and objects streamed as entries.
 
 import t from 'tap'
+import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import { rejects, scan, yields } from '../helpers/scanner-cases.js'
 
 const NOT_ARRAY = 'FST_NEXURE_PATH_NOT_ARRAY'
@@ -99,4 +100,14 @@ t.test('a * under the poisoning policy', async t => {
   yields(t, '{"data":{"__proto__":[1],"a":[2]}}', [2], { path: 'data.*', protoAction: 'remove' })
   yields(t, '{"data":{"__proto__":[1],"a":[2]}}', [1, 2], { path: 'data.*', protoAction: 'ignore' })
   rejects(t, '{"data":[[{"__proto__":1}]]}', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', item: 0 }, { path: 'data.*' })
+})
+
+t.test('the last batch of entries goes out when the object ends, not at the end of the body', async t => {
+  const pairs: unknown[][] = []
+  const scanner = new JsonArrayScanner({ path: 'users', entries: true, batchSize: 10 }, batch => { pairs.push(batch) })
+  scanner.write(Buffer.from('{"users":{"a":1,"b":2},"tail":['))
+  t.same(pairs, [[['a', 1], ['b', 2]]], 'handed out before the rest of the body arrives')
+  scanner.write(Buffer.from('1,2]}'))
+  scanner.end()
+  t.equal(pairs.length, 1)
 })
