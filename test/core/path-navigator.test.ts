@@ -111,3 +111,8 @@ t.test('the last batch of entries goes out when the object ends, not at the end 
   scanner.end()
   t.equal(pairs.length, 1)
 })
+
+t.test('the entries option is checked by the one option checker', async t => {
+  t.throws(() => new JsonArrayScanner({ entries: 'yes' as never }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION', message: 'Invalid nexure option entries: expected a boolean, got "yes"' })
+  t.throws(() => new JsonArrayScanner({ path: 'a..*' }, () => {}), { code: 'FST_NEXURE_INVALID_OPTION', message: /path: Invalid path "a\.\.\*": empty segment/ })
+})
