@@ -98,9 +98,8 @@ t.test('the same body at fault gets the same error, code and message, streamed o
     ['{"a":[{"b":[1]}]}', 'a.1.b', false, 'FST_NEXURE_PATH_NOT_ARRAY', 400],
     ['{"items":"x"}', 'items', false, 'FST_NEXURE_PATH_NOT_ARRAY', 400],
     ['[1,2]', 'items', false, 'FST_NEXURE_PATH_NOT_ARRAY', 400],
-    // A key on a plain path given twice: refused buffered too, though JSON.parse kept the last.
-    ['{"items":[1],"items":[2]}', 'items', false, 'FST_NEXURE_INVALID_JSON', 400],
-    ['{"data":{"rows":[1]},"d\\u0061ta":{}}', 'data.rows', false, 'FST_NEXURE_INVALID_JSON', 400]
+    // A key given twice where a * or entries takes every key: refused buffered too.
+    ['{"data":{"x":{"a":[1]},"x":{"a":[2]}}}', 'data.*.a', false, 'FST_NEXURE_INVALID_JSON', 400]
   ]
   for (const [text, path, entries, code, status] of cases) {
     const answers: Answer[] = []
@@ -126,19 +125,14 @@ t.test('the same body at fault gets the same error, code and message, streamed o
   }
 })
 
-t.test('a plain path whose key text repeats elsewhere still gives the items, buffered as streamed', async t => {
+t.test('a plain path on a small body: a key given twice keeps JSON.parse\'s last value (documented)', async t => {
   const streamed = await bodyApp(t, { streamThreshold: 0 })
   const buffered = await bodyApp(t)
   pickRoute(streamed)
   pickRoute(buffered)
-  for (const text of ['{"items":[{"items":1},{"x":"items"}],"meta":{"items":[]}}', '{"items":[1,"it\\u0065ms"]}']) {
-    const answers = []
-    for (const app of [streamed, buffered]) {
-      const res = await app.inject({ method: 'POST', url: url('', 'items', false), headers: { 'content-type': 'application/json' }, payload: text })
-      answers.push([res.statusCode, res.json().items, res.json().body])
-    }
-    t.same(answers, [[200, JSON.parse(text).items, 'streamed'], [200, JSON.parse(text).items, 'buffered']], text)
-  }
+  const send = async (app: FastifyInstance) => (await app.inject({ method: 'POST', url: url('', 'items', false), headers: { 'content-type': 'application/json' }, payload: '{"items":[1],"items":[2]}' })).json()
+  t.same((await send(buffered)).items, [2], 'buffered: the value parsed whole')
+  t.equal((await send(streamed)).code, 'FST_NEXURE_INVALID_JSON', 'streamed: a 400')
 })
 
 t.test('entries and * on NDJSON are a 415; a wrong entries argument is the application\'s 500', async t => {

@@ -12,7 +12,7 @@ import type { SecureParseOptions } from '../core/engine-options.js'
 import { checkBatchesOptions, type BatchesOptions, type CheckedBatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
-import { mayGiveKeyTwice, parseNdjsonBody, scanJsonItems } from '../core/whole-body.js'
+import { parseNdjsonBody, scanJsonItems } from '../core/whole-body.js'
 import { SkipLog } from './skipping.js'
 
 type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
@@ -73,15 +73,14 @@ function isRecords (state: BodyState): boolean {
 
 /**
  * The items `batches()` yields from a JSON body that was parsed whole. A plain path is walked on
- * the parsed value when none of its keys can be in the body twice; where that finds nothing,
- * where a key may be given twice, and for entries and `*` (which need the document order and
- * the duplicate keys a parsed object has lost), the array scanner walks the body's bytes, so the
- * items and any error (code, message, offset) are the streamed body's.
+ * the parsed value; where that finds nothing, and for entries and `*` (which need the document
+ * order and the duplicate keys a parsed object has lost), the array scanner walks the body's
+ * bytes, so the items and any error (code, message, offset) are the streamed body's.
  */
 function pick (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, call: CheckedBatchesOptions): unknown[] {
   const body = request.body
   if (call.path.length === 0 && !call.entries) return Array.isArray(body) ? body : [body]
-  if (!call.entries && !hasWildcard(call.path) && !mayGiveKeyTwice(state.chunks!, call.path)) {
+  if (!call.entries && !hasWildcard(call.path)) {
     const value = valueAt(body, call.path)
     if (Array.isArray(value)) return value
   }

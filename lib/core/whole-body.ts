@@ -82,32 +82,6 @@ export function scanJsonItems (chunks: readonly Buffer[], options: Omit<JsonScan
   return items
 }
 
-// A key written with escapes ("it\u0065ms") needs a backslash and a 'u'; a key whose own text
-// needs no escape can only be spelled another way with them.
-const ESCAPED_KEY = Buffer.from('\\u')
-const NEEDS_ESCAPE = /["\\/\u0000-\u001f]/
-
-/**
- * False when no key of `segments` can be given twice in the body: each one's quoted text occurs
- * at most once in the bytes, and nothing could spell it another way. Then the value parsed whole
- * holds the only one, and a plain path may be walked on it; otherwise the bytes must say (a
- * stream refuses a key on its path given twice). A few `indexOf` passes over the bytes: a 1 MB
- * body costs well under its parse.
- */
-export function mayGiveKeyTwice (chunks: readonly Buffer[], segments: readonly (string | number)[]): boolean {
-  const keys = segments.filter((segment): segment is string => typeof segment === 'string')
-  if (keys.length === 0) return false
-  if (keys.some(key => NEEDS_ESCAPE.test(key))) return true
-  const body = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)
-  if (body.includes(ESCAPED_KEY)) return true
-  for (const key of keys) {
-    const quoted = Buffer.from(JSON.stringify(key))
-    const first = body.indexOf(quoted)
-    if (first !== -1 && body.indexOf(quoted, first + 1) !== -1) return true
-  }
-  return false
-}
-
 /**
  * A whole NDJSON body read at once (the small-body path), with its options already checked and
  * no line longer than maxItemSize possible: its lines cut from the text decoded once, each one
