@@ -28,6 +28,10 @@ export const FST_NEXURE_FORBIDDEN_PROPERTY = createError<'FST_NEXURE_FORBIDDEN_P
 export const FST_NEXURE_PATH_NOT_ARRAY = createError<'FST_NEXURE_PATH_NOT_ARRAY', 400, [string, string]>(
   'FST_NEXURE_PATH_NOT_ARRAY', 'Expected an array at path "%s": %s', 400)
 
+/** `batches({ entries: true })` names a value (the top level, or at `path`) that is absent or not an object. */
+export const FST_NEXURE_PATH_NOT_OBJECT = createError<'FST_NEXURE_PATH_NOT_OBJECT', 400, [string, string]>(
+  'FST_NEXURE_PATH_NOT_OBJECT', 'Expected an object to stream as entries at %s: %s', 400)
+
 /** An item failed the route's `itemSchema`. */
 export const FST_NEXURE_INVALID_ITEM = createError<'FST_NEXURE_INVALID_ITEM', 400, [number, string]>(
   'FST_NEXURE_INVALID_ITEM', 'Item %s is invalid: %s', 400)

@@ -7,6 +7,7 @@ import type { PathSegment } from './core/path.js'
 import {
   describe,
   FASTIFY_REGISTER_KEYS,
+  boolean,
   functionList,
   invalid,
   nonNegativeInteger,
@@ -164,9 +165,10 @@ export interface BatchesOptions {
    */
   size?: number
   /**
-   * Dot path to the array to stream (`items`, `data.rows`); numeric segments index arrays.
-   * Without it, the top-level value: an array yields its elements, anything else one batch
-   * `[value]`.
+   * Dot path to the array to stream (`items`, `data.rows`); numeric segments index arrays, and
+   * `*` matches every key or index at its level (`data.*.rows`: the items of every matching
+   * array, in document order). Without it, the top-level value: an array yields its elements,
+   * anything else one batch `[value]`.
    */
   path?: string
   /**
@@ -174,10 +176,16 @@ export interface BatchesOptions {
    * an item, in document order (once a value is selected, nothing inside it is tested). A
    * RegExp is tested against the dotted path (`groups.0.members.3`; `''` is the top-level
    * value), a function gets the path's segments (keys as strings, indices as numbers).
-   * Runs on stream-json's tokenizer, several times slower than `path`; not with `path`, and
-   * not for NDJSON or JSON sequences (415).
+   * Runs on stream-json's tokenizer, several times slower than `path`; not with `path` or
+   * `entries`, and not for NDJSON or JSON sequences (415).
    */
   filter?: PathFilter
+  /**
+   * Stream the object at `path` (the top-level value without one) as `[key, value]` pairs, in
+   * document order. A value there that is not an object is a 400 FST_NEXURE_PATH_NOT_OBJECT.
+   * @default false
+   */
+  entries?: boolean
 }
 
 /** What happened to a streamed body; on `request.streamStats` once it has been read. */
@@ -288,7 +296,7 @@ const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize'
 const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
-const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path', 'filter'])
+const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path', 'entries', 'filter'])
 const INVALID_ITEM_POLICIES = ['fail', 'skip'] as const
 
 const ROUTE = scopeOf('config.streamBody.')
@@ -393,22 +401,37 @@ export function resolveRouteOptions (
   })
 }
 
+/** `request.batches(options)`, checked. */
+export interface CheckedBatchesOptions {
+  /** 0 for the route's `batchSize`. */
+  size: number
+  path: PathSegment[]
+  pathText: string | undefined
+  entries: boolean
+  /** null without one. */
+  filter: PathFilter | null
+}
+
 /**
- * `request.batches(options)`, checked when called, before the body is claimed: the batch size
- * (0 for the route's `batchSize`), the parsed path and the filter (null without one). Unknown
- * keys and wrong types are refused, and so is `filter` with `path`: a filter already sees
- * whole paths (`/^data\.rows\.\d+$/` selects what `path: 'data.rows'` streams).
+ * `request.batches(options)`, checked when called, before the body is claimed. Unknown keys and
+ * wrong types are refused, and so is `filter` with `path` or `entries`: a filter already sees
+ * whole paths (`/^data\.rows\.\d+$/` selects what `path: 'data.rows'` streams) and selects
+ * values, not pairs.
  */
-export function checkBatchesOptions (options: unknown): { size: number, path: PathSegment[], pathText: string | undefined, filter: PathFilter | null } {
+export function checkBatchesOptions (options: unknown): CheckedBatchesOptions {
   const own = optionsObject(BATCHES, options, BATCHES_KEYS) as BatchesOptions
   const filter = own.filter === undefined ? null : filterOption(BATCHES, 'filter', own.filter)
   if (filter !== null && own.path !== undefined) {
     throw invalid(BATCHES, 'filter', 'cannot be combined with path (a filter sees whole paths: match the path in it)')
   }
+  if (filter !== null && own.entries === true) {
+    throw invalid(BATCHES, 'filter', 'cannot be combined with entries (a filter selects values: match the keys\' paths in it)')
+  }
   return {
     size: positiveInteger(BATCHES, 'size', own.size, 0),
     path: pathOption(BATCHES, 'path', own.path),
     pathText: own.path,
+    entries: boolean(BATCHES, 'entries', own.entries, false),
     filter
   }
 }

@@ -12,7 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import { request } from 'undici'
-import { BufferPool, streamUpload } from '../lib/index.js'
+import { BufferPool, streamBody, streamUpload } from '../lib/index.js'
 import { bodyApp, listen } from './helpers/server.js'
 import { eventually, multipartBody, openFds, testTempDir } from './helpers/multipart.js'
 
@@ -285,6 +285,41 @@ t.test('poisoning with a path: a forbidden key beside or on the way to the strea
     t.equal(res.status, 400, `${JSON.stringify(body)}: 400`)
     t.equal(res.json.code, 'FST_NEXURE_FORBIDDEN_PROPERTY')
   }
+})
+
+t.test('wildcards and entries: a poisoned entry value, nesting past maxDepth in a * match, an entry value past maxItemSize', async t => {
+  const { url, pool } = await corpusApp(t, { maxItemSize: MiB })
+  const app = Fastify()
+  t.teardown(() => app.close())
+  // The corpus app's routes take no options: a second app routes batches({ path, entries }).
+  await app.register(streamBody, { pool, streamThreshold: 0, maxItemSize: MiB, maxDepth: 64 })
+  app.post('/pick', async req => {
+    const query = req.query as { path?: string, entries?: string }
+    let count = 0
+    for await (const batch of req.batches({ path: query.path, entries: query.entries === '1' })) count += batch.length
+    return { count }
+  })
+  const pick = await listen(app)
+  for (const body of ['{"a":1,"b":{"x":{"__proto__":{"isAdmin":true}}}}', '{"a":{"x":[{"constructor":{"prototype":{}}}]}}', '{"ok":1,"\\u005f_proto__":{"isAdmin":true}}']) {
+    const res = await post(`${pick}/pick?entries=1`, body)
+    t.equal(res.status, 400, `entries ${JSON.stringify(body)}: 400`)
+    t.equal(res.json.code, 'FST_NEXURE_FORBIDDEN_PROPERTY')
+    t.match(res.json.message, /at byte offset \d+/, 'says where')
+  }
+  const deep = await post(`${pick}/pick?path=data.*`, '{"data":{"a":[[1]],"b":[' + '['.repeat(1_000_000) + ']'.repeat(1_000_000) + ']}}')
+  t.equal(deep.status, 400, 'a * match nested a million levels deep: 400')
+  t.equal(deep.json.code, 'FST_NEXURE_INVALID_JSON')
+  t.match(deep.json.message, /nested too deeply.*at byte offset 85 \(item 1\)/, 'at its 65th level, in the second item')
+  let answered = false
+  const big = generated('{"small":1,"big":"', Buffer.alloc(64 * 1024, 0x78), 100 * 1000 * 1000, '"}', () => answered)
+  const res = await post(`${pick}/pick?entries=1`, big).finally(() => { answered = true })
+  t.equal(res.status, 413, 'an entry value of 100 MB: 413')
+  t.equal(res.json.code, 'FST_NEXURE_ITEM_TOO_LARGE')
+  t.match(res.json.message, /an entry value starting at byte offset 17 \(item 1\)/)
+  t.ok(big.sent() < 32 * MiB, `refused after ${(big.sent() / MiB).toFixed(1)} MiB were sent, not 100 MB`)
+  const fine = await post(`${pick}/pick?path=groups.*`, '{"groups":{"a":[1,2],"b":[3]}}')
+  t.same([fine.status, fine.json.count], [200, 3], 'the server keeps serving')
+  await stillServing(t, url, pool)
 })
 
 t.test("onProtoPoisoning: 'remove' (the server's option) drops the key instead of refusing", async t => {

@@ -296,6 +296,37 @@ t.test('JSON: damaged bodies never crash, hang or leak, and are refused exactly 
   t.ok(refused > runs * 0.3 && refused < runs, `a mix of refused (${refused}) and accepted (${runs - refused}) bodies`)
 })
 
+// Keys of the objects a `*` or entries walks: unique, none spelled like an array index (a parsed
+// object puts those first, streaming keeps the document's order) and no `constructor` (a
+// `constructor.prototype` the policy removes is refused on the way, where JSON.parse would
+// just drop it).
+const walkedKeyArb = keyArb.filter(key => key !== 'constructor' && !/^(?:0|[1-9][0-9]*)$/.test(key))
+const actionArb = fc.constantFrom('error' as const, 'remove' as const, 'ignore' as const)
+const selectionArb = fc.record({
+  groups: fc.uniqueArray(fc.tuple(walkedKeyArb, fc.array(nodeArb, { maxLength: 4 })), { selector: ([key]) => key, maxLength: 5 }),
+  asArray: fc.boolean(),
+  entries: fc.boolean(),
+  policy: fc.record({ protoAction: actionArb, constructorAction: actionArb })
+})
+
+t.test('JSON: wildcard paths and entries over random values equal secure-json-parse of the whole body', async t => {
+  check(t, 'wildcards and entries', fc.property(selectionArb, styleArb(true), cuttingArb, scannerOptionsArb, (selection, style, cutting, options) => {
+    const { groups, asArray, entries, policy } = selection
+    const arrays = groups.map(([key, items]): [string, Node] => [key, { kind: 'array', items }])
+    // data.*: {k: [...]} or [[...]]; entries at data: {k: [...]}; entries at data.*: [{k: [...]}, ...].
+    const data: Node = !asArray
+      ? { kind: 'object', entries: arrays }
+      : entries ? { kind: 'array', items: arrays.map((pair): Node => ({ kind: 'object', entries: [pair] })) } : { kind: 'array', items: arrays.map(([, array]) => array) }
+    const root: Node = { kind: 'object', entries: [['n', { kind: 'scalar', text: '1' }], ['data', data]] }
+    const path = entries && !asArray ? 'data' : 'data.*'
+    const body = jsonBody(root, style, false)
+    const reference = referenceJson(body, path, policy, entries)
+    const whole = scan([body], { path, entries, ...policy })
+    expectSame(body, whole, reference, whole, 1000, false)
+    expectSame(body, scan(cut(body, cutting), { ...options, path, entries, ...policy }), reference, whole, options.batchSize, false)
+  }), 1500)
+})
+
 t.test('NDJSON: random lines under random chunkings equal secure-json-parse line by line', async t => {
   check(t, 'valid NDJSON', fc.property(ndjsonShapeArb, styleArb(false), cuttingArb, fc.integer({ min: 1, max: 5 }), (shape, style, cutting, batchSize) => {
     const body = ndjsonBody(shape, style)

@@ -94,10 +94,10 @@ t.test('request.batches() refuses unknown options and wrong types, before it tou
     const res = await app.inject({ method: 'POST', url: '/rows', headers: { 'x-options': JSON.stringify(options) }, payload: { entries: [1, 2] } })
     return { statusCode: res.statusCode, body: res.json() }
   }
-  const unknown = await call({ entries: true })
+  const unknown = await call({ entry: true })
   t.equal(unknown.statusCode, 500)
   t.equal(unknown.body.code, 'FST_NEXURE_INVALID_ARGUMENT')
-  t.equal(unknown.body.message, 'Invalid argument to request.batches({ entries }) in the route handler: unknown option (known: size, path, filter) (a mistake in the application, not in the request)')
+  t.equal(unknown.body.message, 'Invalid argument to request.batches({ entry }) in the route handler: unknown option (known: size, path, entries, filter) (a mistake in the application, not in the request)')
   const wrongPath = await call({ path: 5 })
   t.equal(wrongPath.body.code, 'FST_NEXURE_INVALID_ARGUMENT')
   t.match(wrongPath.body.message, /^Invalid argument to request\.batches\(\{ path \}\) in the route handler: A path must be a string, got number/)
@@ -105,6 +105,8 @@ t.test('request.batches() refuses unknown options and wrong types, before it tou
   t.equal(wrongSize.body.message, 'Invalid argument to request.batches({ size }) in the route handler: expected a positive integer, got "2" (a mistake in the application, not in the request)')
   const wrongFilter = await call({ filter: 'entries.*' })
   t.equal(wrongFilter.body.message, 'Invalid argument to request.batches({ filter }) in the route handler: expected a RegExp or a function (path) => boolean, got "entries.*" (a mistake in the application, not in the request)')
+  const wrongEntries = await call({ entries: 1 })
+  t.equal(wrongEntries.body.message, 'Invalid argument to request.batches({ entries }) in the route handler: expected a boolean, got 1 (a mistake in the application, not in the request)')
   const notObject = await call('entries')
   t.equal(notObject.body.message, 'Invalid argument to request.batches(options) in the route handler: expected an object, got "entries" (a mistake in the application, not in the request)')
   // The right options still work, and so does none at all (JSON has no undefined: null is not "none").

@@ -202,8 +202,10 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
       for (const [, name] of body!.matchAll(/^ {8}(?:readonly )?(\w+)[<(?:]/gm)) decorations.push(name!)
     }
   }
-  t.same(decorations.sort(), ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploadStats', 'uploads'], 'the request decorations')
-  for (const name of decorations) t.match(source, new RegExp(`request\\.${name}\\b`), `the consumer uses request.${name}`)
+  // An overloaded method (batches) is declared once per signature.
+  const decorated = [...new Set(decorations)].sort()
+  t.same(decorated, ['batches', 'bodyStream', 'saveUploads', 'streamStats', 'uploadFields', 'uploadStats', 'uploads'], 'the request decorations')
+  for (const name of decorated) t.match(source, new RegExp(`request\\.${name}\\b`), `the consumer uses request.${name}`)
 
   const uploads = path.join(project, 'uploads')
   await mkdir(uploads)
@@ -281,6 +283,8 @@ t.test('a fresh project installs the tarball offline, compiles against it and se
     body: Readable.from(['{"groups":[{"members":[{"name":"a"}', ',{"name":"b"}]},{"members":[{"name":"c"}]}]}'])
   })
   t.same(await groups.body.json(), { names: ['a', 'b', 'c'] }, 'batches({ filter }) in the installed package')
+  const ages = await request(`${server.url}/ages`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"groups":[{"ann":{"age":3}},{"bob":{"age":4},"cy":{"age":5}}]}' })
+  t.same(await ages.body.json(), { ages: { ann: 3, bob: 4, cy: 5 } }, 'entries through a wildcard path')
 
   const engines = await request(`${server.url}/engines`)
   t.same(await engines.body.json(), {

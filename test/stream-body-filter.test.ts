@@ -196,6 +196,10 @@ t.test('arguments and media types', async t => {
     for await (const _ of req.batches({ filter: /x/, path: 'rows' })) void _
     return {}
   })
+  app.post('/pairs', async req => {
+    for await (const _ of req.batches({ filter: /x/, entries: true })) void _
+    return {}
+  })
   app.post('/wrong', async req => {
     for await (const _ of req.batches({ filter: 'rows' as unknown as RegExp })) void _
     return {}
@@ -208,6 +212,8 @@ t.test('arguments and media types', async t => {
   const url = await listen(app)
   const both = await post(`${url}/both`, '{"rows":[]}')
   t.match(both, { status: 500, json: { code: 'FST_NEXURE_INVALID_ARGUMENT', message: /batches\(\{ filter \}\).*cannot be combined with path/ } })
+  const pairs = await post(`${url}/pairs`, '{"x":1}')
+  t.match(pairs, { status: 500, json: { code: 'FST_NEXURE_INVALID_ARGUMENT', message: /batches\(\{ filter \}\).*cannot be combined with entries/ } })
   const wrong = await post(`${url}/wrong`, '[]')
   t.match(wrong, { status: 500, json: { code: 'FST_NEXURE_INVALID_ARGUMENT', message: /expected a RegExp or a function \(path\) => boolean, got "rows"/ } })
   const ndjson = await post(`${url}/any`, '1\n2\n', { 'content-type': 'application/x-ndjson' })

@@ -59,6 +59,17 @@ app.post('/import', async (request) => {
   expectError(request.batches({ filter: 'groups.*' }))
   expectError(request.batches({ filter: (path: string) => path === 'a' }))
   expectError(request.batches({ filter: () => 'yes' }))
+  // Wildcard paths are strings like any path; entries give [key, value] pairs.
+  for await (const batch of request.batches<Row>({ path: 'data.*.rows' })) expectType<Row[]>(batch)
+  for await (const batch of request.batches<Row>({ path: 'users', entries: true, size: 10 })) {
+    expectType<Array<[string, Row]>>(batch)
+    expectType<string>(batch[0]![0])
+    expectType<number>(batch[0]![1].id)
+  }
+  expectType<AsyncIterableIterator<Array<[string, unknown]>>>(request.batches({ entries: true }))
+  expectType<AsyncIterableIterator<unknown[]>>(request.batches({ entries: false }))
+  expectError(request.batches({ entries: 'yes' }))
+  expectError(request.batches({ entries: 1 }))
   return null
 })
 
@@ -85,4 +96,5 @@ new FilterEngine({ filter: /^\d+$/, batchSize: 10, maxItemSize: 1e6, maxDepth: 6
 expectType<number>(new FilterEngine({ filter: () => true }, () => {}).itemCount)
 expectError(new FilterEngine({ batchSize: 10 }, () => {}))
 expectError(new FilterEngine({ filter: /x/, path: 'a' }, () => {}))
-expectType<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)
+expectAssignable<(options?: BatchesOptions) => AsyncIterableIterator<unknown[]>>(({} as FastifyRequest).batches<unknown>)
+expectAssignable<BatchesOptions>({ path: 'data.*', entries: true })

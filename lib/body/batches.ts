@@ -3,19 +3,18 @@ import type { FastifyRequest } from 'fastify'
 import {
   FST_NEXURE_BODY_CONSUMED,
   FST_NEXURE_INVALID_ITEM,
-  FST_NEXURE_PATH_NOT_ARRAY,
   FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
 } from '../errors.js'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { FilterEngine } from '../core/filter-engine.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
-import type { PathSegment } from '../core/path.js'
+import { hasWildcard, valueAt } from '../core/path.js'
 import type { PathFilter, SecureParseOptions } from '../core/engine-options.js'
-import { checkBatchesOptions, type BatchesOptions, type StreamStats } from '../options.js'
+import { checkBatchesOptions, type BatchesOptions, type CheckedBatchesOptions, type StreamStats } from '../options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
-import { parseNdjsonBody } from '../core/whole-body.js'
+import { parseNdjsonBody, scanJsonItems } from '../core/whole-body.js'
 import { SkipLog } from './skipping.js'
 
 type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
@@ -74,26 +73,21 @@ function isRecords (state: BodyState): boolean {
   return state.kind === 'ndjson' || state.kind === 'json-seq'
 }
 
-function typeName (value: unknown): string {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return 'an array'
-  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
-}
-
-/** Walks a body that was parsed whole to the array at `path` (same rules as the scanner). */
-function pick (body: unknown, path: PathSegment[], pathText: string): unknown[] {
-  if (path.length === 0) return Array.isArray(body) ? body : [body]
-  let value = body
-  for (const segment of path) {
-    const container = value
-    if (container === null || typeof container !== 'object' || Array.isArray(container) !== (typeof segment === 'number')) {
-      throw new FST_NEXURE_PATH_NOT_ARRAY(pathText, `found ${typeName(container)} where ${typeof segment === 'number' ? 'an array' : 'an object'} was expected`)
-    }
-    if (!Object.hasOwn(container, segment)) throw new FST_NEXURE_PATH_NOT_ARRAY(pathText, `"${segment}" is absent`)
-    value = (container as Record<string | number, unknown>)[segment]
+/**
+ * The items `batches()` yields from a JSON body that was parsed whole. A plain path is walked on
+ * the parsed value; where that finds nothing, and for entries and `*` (which need the document
+ * order and the duplicate keys a parsed object has lost), the array scanner walks the body's
+ * bytes, so the items and any error (code, message, offset) are the streamed body's.
+ */
+function pick (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, call: CheckedBatchesOptions): unknown[] {
+  const body = request.body
+  if (call.path.length === 0 && !call.entries) return Array.isArray(body) ? body : [body]
+  if (!call.entries && !hasWildcard(call.path)) {
+    const value = valueAt(body, call.path)
+    if (Array.isArray(value)) return value
   }
-  if (!Array.isArray(value)) throw new FST_NEXURE_PATH_NOT_ARRAY(pathText, `found ${typeName(value)}`)
-  return value
+  const { maxItemSize, maxDepth } = state.route
+  return scanJsonItems(state.chunks!, { ...policy, maxItemSize, maxDepth, pool: state.plugin.pool, path: call.pathText, entries: call.entries })
 }
 
 const NOTHING_SKIPPED = new SkipLog(0)
@@ -116,7 +110,7 @@ function finishStats (request: FastifyRequest, state: BodyState, source: BodySou
   request.log.debug({ streamStats: stats }, 'nexure: streamed body done')
 }
 
-async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, path: PathSegment[], pathText: string): AsyncGenerator<T[], void, undefined> {
+async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, call: CheckedBatchesOptions): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   let items: unknown[]
@@ -133,7 +127,7 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
       accept: acceptWith(validate)
     })
   } else {
-    items = isRecords(state) ? request.body as unknown[] : pick(request.body, path, pathText)
+    items = isRecords(state) ? request.body as unknown[] : pick(request, state, policy, call)
   }
   let yielded = 0
   let batches = 0
@@ -221,7 +215,7 @@ async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, 
 
 const FILTER_PIECE = 32 * 1024
 
-async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, pathText: string | undefined, filter: PathFilter | null): AsyncGenerator<T[], void, undefined> {
+async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, call: CheckedBatchesOptions): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   const log = skipping ? new SkipLog(state.route.maxSkipped) : NOTHING_SKIPPED
@@ -251,9 +245,9 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
       skip: skipping ? (error, fault) => log.add(error, fault.index, fault.line, fault.offset) : null,
       accept: skipping ? acceptWith(validate) : null
     }, onItems)
-    : filter !== null
-      ? new FilterEngine({ ...common, filter }, onItems)
-      : new JsonArrayScanner({ ...common, path: pathText }, onItems)
+    : call.filter !== null
+      ? new FilterEngine({ ...common, filter: call.filter }, onItems)
+      : new JsonArrayScanner({ ...common, path: call.pathText, entries: call.entries }, onItems)
   const poolBefore = state.plugin.pool?.stats ?? { hits: 0, misses: 0 }
   let items = 0
   let batches = 0
@@ -303,27 +297,30 @@ export function createBatches (policy: SecureParseOptions) {
   // The call's own arguments are the application's (a 500 if wrong, whatever the request); the
   // body's content type is the client's choice (a 415 if it does not fit the call).
   return function batches<T = unknown> (this: FastifyRequest, options?: BatchesOptions): AsyncIterableIterator<T[]> {
-    const { size: asked, path, pathText, filter } = checkBatchesOptions(options)
+    const call = checkBatchesOptions(options)
+    const { pathText } = call
     const state = claim(this, 'request.batches()', JSON_EXPECTED)
     const received = this.headers['content-type'] ?? 'none'
     if (state.kind === 'raw') {
       state.consumedBy = null
       throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, JSON_EXPECTED)
     }
-    if (pathText !== undefined && isRecords(state)) {
+    if ((pathText !== undefined || call.entries) && isRecords(state)) {
       state.consumedBy = null
-      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with an array at "${pathText}" (this route calls batches({ path: '${pathText}' }); NDJSON and JSON sequences have no paths)`)
+      const what = call.entries ? `an object at ${pathText === undefined ? 'the top level' : `"${pathText}"`}` : `an array at "${pathText}"`
+      const asked = call.entries ? `batches({ ${pathText === undefined ? '' : `path: '${pathText}', `}entries: true })` : `batches({ path: '${pathText}' })`
+      throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, `a JSON body (application/json) with ${what} (this route calls ${asked}; NDJSON and JSON sequences have no paths)`)
     }
-    if (filter !== null && isRecords(state)) {
+    if (call.filter !== null && isRecords(state)) {
       state.consumedBy = null
       throw new FST_NEXURE_UNSUPPORTED_MEDIA_TYPE(received, 'a JSON body (application/json) (this route calls batches({ filter }); NDJSON and JSON sequences have no paths)')
     }
-    const size = asked === 0 ? state.route.batchSize : asked
+    const size = call.size === 0 ? state.route.batchSize : call.size
     const source = state.source
     if (source === null) {
-      return filter === null ? bufferedBatches<T>(this, state, policy, size, path, pathText ?? '') : filteredBatches<T>(this, state, policy, size, filter)
+      return call.filter === null ? bufferedBatches<T>(this, state, policy, size, call) : filteredBatches<T>(this, state, policy, size, call.filter)
     }
-    return streamedBatches<T>(this, state, source, policy, size, pathText, filter)
+    return streamedBatches<T>(this, state, source, policy, size, call)
   }
 }
 

@@ -13,11 +13,12 @@
 // one run (< maxParseBytes), one partial element (<= maxItemSize) and the current chunk.
 // A run lying wholly inside the current chunk is decoded from the chunk, with no copy.
 //
-// Everything that is not an element of the streamed array (the path to it, and what follows it)
-// is walked by the PathNavigator (path-navigator.ts), which this scanner drives only outside its
-// element loop; the values the navigator meets are captured here and handed back to it.
+// Everything that is not an element of a streamed array (the path to it, what follows it, and an
+// object streamed as entries) is walked by the PathNavigator (path-navigator.ts), which this
+// scanner drives only outside its element loop; the values the navigator meets are captured here
+// and handed back to it.
 
-import { integer, REGISTRATION } from '../option-check.js'
+import { boolean, integer, REGISTRATION } from '../option-check.js'
 import { ARRAY_KEYS, ENGINE_DEFAULTS, pathOption, resolveEngineOptions } from './engine-options.js'
 import type { JsonScannerOptions, SecureParseOptions } from './engine-options.js'
 
@@ -28,7 +29,6 @@ import {
   COMMA,
   CONTAINER_CLASS,
   describeByte,
-  elementEnd,
   EMPTY,
   ENDS_SCALAR,
   isWhitespace,
@@ -39,10 +39,9 @@ import {
 } from './json-bytes.js'
 import { CarryBuffer } from './carry-buffer.js'
 import { tooDeepDetail } from './depth.js'
-import { invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
-import { isForbiddenPropertyError, secureParse } from './secure-parse.js'
-import { KEY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
-
+import { invalidJsonError, itemTooLargeError, parseFailure, runFault, type LocatedError } from './fault.js'
+import { REMOVED, secureParse } from './secure-parse.js'
+import { ENTRY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
 
 // Scanner modes. The first three capture one value; the next two sit between elements of the
 // streamed array; NAVIGATE walks everything else (the path, and what follows the array).
@@ -54,8 +53,9 @@ const AFTER_ELEMENT = 4
 const NAVIGATE = 5
 const CLOSED = 6
 
-// What a captured value is for: an element of the streamed array, or one of the navigator's.
+// What a captured value is for: an element of a streamed array, or one of the navigator's.
 const ELEMENT = 0
+const WHAT = ['an array element', 'a property name', 'a value off the path', 'the JSON value', 'an entry value']
 
 /** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
@@ -107,9 +107,11 @@ export class JsonArrayScanner {
     this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
     const host: NavigatorHost = {
       capture: (buf, base, i, purpose, levels) => this.#capture(buf, base, i, purpose, levels),
-      enterTarget: (i, levels) => this.#enterTarget(i, levels)
+      enterTarget: (i, levels) => this.#enterTarget(i, levels),
+      leaveEntries: () => { if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush() }
     }
-    this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy)
+    const entries = boolean(REGISTRATION, 'entries', options.entries, false)
+    this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy, entries)
   }
 
   /** Bytes written so far. */
@@ -286,7 +288,7 @@ export class JsonArrayScanner {
     try {
       items = secureParse('[' + text + ']', this.#policy)
     } catch (err) {
-      throw this.#runFailure(err, buf, base, start, end, count)
+      throw runFault(err, this.#view(buf, base, start, end), start, this.#runFirstItem, count, this.#policy)
     }
     const values = items as unknown[]
     if (values.length !== count) {
@@ -298,10 +300,14 @@ export class JsonArrayScanner {
       return
     }
     for (let k = 0; k < count; k++) batch.push(values[k])
-    if (batch.length >= this.#batchSize) {
-      this.#batch = []
-      this.#emit(batch)
-    }
+    if (batch.length >= this.#batchSize) this.#flush()
+  }
+
+  /** Hands the batch being filled to onItems. */
+  #flush (): void {
+    const batch = this.#batch
+    this.#batch = []
+    this.#emit(batch)
   }
 
   #emit (items: unknown[]): void {
@@ -347,18 +353,15 @@ export class JsonArrayScanner {
     }
   }
 
+  // A streamed array ends. Its last batch goes out at once (as the entries object's does) unless
+  // a `*` may reach another one.
   #closeTarget (buf: Buffer, base: number, i: number): number {
     if (this.#runCount > 0) this.#parseRun(buf, base)
-    if (this.#batch.length > 0) {
-      const batch = this.#batch
-      this.#batch = []
-      this.#emit(batch)
-    }
+    if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush()
     this.#mode = NAVIGATE
     this.#navigator.afterValue()
     return i
   }
-
 
   // The navigator met a value to capture whole (a key, a value off the path, a top-level value).
   #capture (buf: Buffer, base: number, i: number, purpose: Purpose, levels: number): number {
@@ -389,21 +392,20 @@ export class JsonArrayScanner {
     return i + 1
   }
 
-
-
-
-
-
-  // A value captured for the navigator is complete.
+  // A value captured for the navigator is complete; the top-level value and entries are items.
   #offPathValueEnd (buf: Buffer, base: number, i: number, start: number, end: number): number {
     const text = this.#text(buf, base, start, end)
     const purpose = this.#purpose as Purpose
     this.#mode = NAVIGATE
     const value = this.#navigator.captured(purpose, text, err => {
       const bytes = this.#view(buf, base, start, end)
-      return parseFailure(err, bytes, 0, bytes.length, start, 0, {})
+      return parseFailure(err, bytes, 0, bytes.length, start, 0, { item: this.#itemIndex() })
     })
     if (purpose === ROOT) this.#batch.push(value)
+    if (purpose !== ENTRY || value === REMOVED) return i
+    this.#elements++
+    this.#batch.push(value)
+    if (this.#batch.length >= this.#batchSize) this.#flush()
     return i
   }
 
@@ -412,8 +414,7 @@ export class JsonArrayScanner {
       this.#valueEnd(EMPTY, this.#bytes, 0)
     }
     if (this.#mode === NAVIGATE && this.#navigator.finished) {
-      if (this.#batch.length > 0) this.#emit(this.#batch)
-      this.#batch = []
+      if (this.#batch.length > 0) this.#flush()
       return
     }
     if (this.#mode === NAVIGATE) {
@@ -423,29 +424,6 @@ export class JsonArrayScanner {
     const mode = this.#mode
     const inArray = mode === BEFORE_ELEMENT || mode === AFTER_ELEMENT || (mode !== NAVIGATE && this.#purpose === ELEMENT)
     throw this.#settled(EMPTY, this.#bytes, this.#invalid('Unexpected end of JSON input', this.#bytes, inArray ? this.#elements : undefined))
-  }
-
-  // A parse call failed. With one element, the failure says where; with several, each is parsed
-  // again alone, as a run of one is ('[' + element + ']'), and the first at fault is reported
-  // with its own offset and index. The scanner checked the bytes between the elements already,
-  // so finding where each one ends only needs strings and nesting (see elementEnd).
-  #runFailure (err: unknown, buf: Buffer, base: number, start: number, end: number, count: number): LocatedError {
-    const bytes = this.#view(buf, base, start, end)
-    const first = this.#runFirstItem
-    if (count === 1) return parseFailure(err, bytes, 0, bytes.length, start, 1, { item: first })
-    let i = 0
-    for (let k = 0; k < count; k++) {
-      while (i < bytes.length && (isWhitespace(bytes[i]!) || bytes[i] === COMMA)) i++
-      const from = i
-      i = elementEnd(bytes, i)
-      try {
-        secureParse('[' + bytes.toString('utf8', from, i) + ']', this.#policy)
-      } catch (alone) {
-        return parseFailure(alone, bytes, from, i, start + from, 1, { item: first + k })
-      }
-    }
-    const detail = isForbiddenPropertyError(err) ? 'forbidden property' : String(err)
-    return this.#invalid(detail, start, first)
   }
 
   // Before reporting a fault found by scanning, parse the elements before it that are still
@@ -463,15 +441,15 @@ export class JsonArrayScanner {
   // The captured value opens one level too many at body offset `offset`.
   #tooDeep (offset: number): LocatedError {
     this.#valueStart = -1
-    return this.#invalid(tooDeepDetail(this.#maxDepth), offset, this.#purpose === ELEMENT ? this.#elements : undefined)
+    return this.#invalid(tooDeepDetail(this.#maxDepth), offset, this.#itemIndex())
   }
 
-
   #tooLarge (start: number): LocatedError {
-    const what = this.#purpose === ELEMENT
-      ? 'an array element'
-      : this.#purpose === KEY ? 'a property name' : this.#purpose === ROOT ? 'the JSON value' : 'a value off the path'
-    const item = this.#purpose === ELEMENT ? this.#elements : undefined
-    return itemTooLargeError(`${what} starting`, this.#maxItemSize, { offset: start, item })
+    return itemTooLargeError(`${WHAT[this.#purpose]!} starting`, this.#maxItemSize, { offset: start, item: this.#itemIndex() })
+  }
+
+  /** The index of the item being captured, or undefined when it is not one (a key, a value off the path). */
+  #itemIndex (): number | undefined {
+    return this.#purpose === ELEMENT || this.#purpose === ENTRY ? this.#elements : undefined
   }
 }

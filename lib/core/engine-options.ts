@@ -51,13 +51,21 @@ export interface EngineOptions {
 /** Options of `JsonArrayScanner`. */
 export interface JsonScannerOptions extends EngineOptions {
   /**
-   * Dot path of the array to stream (`items`, `data.rows`, `a.0.b`). Without it, the top-level
-   * value: an array yields its elements, anything else is one item.
+   * Dot path of the array to stream (`items`, `data.rows`, `a.0.b`); a `*` segment matches every
+   * key or index at its level (`data.*.rows`), and the items of every matching array are streamed
+   * in document order. Without it, the top-level value: an array yields its elements, anything
+   * else is one item.
    * @default undefined (top level)
    */
   path?: string
   /**
-   * The most bytes one element (or, with a path, one value off the path) may have. Crossing it
+   * Stream the object at `path` (the top-level value without one) as `[key, value]` pairs, in
+   * document order; a value there that is not an object is FST_NEXURE_PATH_NOT_OBJECT.
+   * @default false
+   */
+  entries?: boolean
+  /**
+   * The most bytes one element or entry value (or, with a path, one value off the path) may have. Crossing it
    * throws FST_NEXURE_ITEM_TOO_LARGE at once, before the element ends.
    * @default 16777216 (16 MiB)
    */
@@ -173,7 +181,7 @@ export interface ResolvedEngineOptions {
 
 const COMMON_KEYS = ['batchSize', 'maxItemSize', 'maxDepth', 'protoAction', 'constructorAction', 'pool']
 export const NDJSON_KEYS: ReadonlySet<string> = new Set(COMMON_KEYS)
-export const ARRAY_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'path', 'maxParseBytes'])
+export const ARRAY_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'path', 'entries', 'maxParseBytes'])
 export const FILTER_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'filter'])
 
 /** The poisoning policy, checked: `'error'` for each action not given. */

@@ -10,9 +10,12 @@ import {
   FST_NEXURE_FORBIDDEN_PROPERTY,
   FST_NEXURE_INVALID_JSON,
   FST_NEXURE_ITEM_TOO_LARGE,
-  FST_NEXURE_PATH_NOT_ARRAY
+  FST_NEXURE_PATH_NOT_ARRAY,
+  FST_NEXURE_PATH_NOT_OBJECT
 } from '../errors.js'
-import { isForbiddenPropertyError } from './secure-parse.js'
+import { COMMA, elementEnd, isWhitespace } from './json-bytes.js'
+import { isForbiddenPropertyError, secureParse } from './secure-parse.js'
+import type { SecureParseOptions } from './engine-options.js'
 
 /**
  * Where a fault is: the byte offset in the body, and the item index, 1-based line (NDJSON) or
@@ -66,6 +69,11 @@ export function emptyBodyError (): LocatedError {
 
 export function pathNotArrayError (path: string, detail: string, location: FaultLocation): LocatedError {
   return locate(new FST_NEXURE_PATH_NOT_ARRAY(path, `${detail} (${where(location)})`), location)
+}
+
+/** `label` is `path "x"` or `the top level` (path.ts `pathLabel`). */
+export function pathNotObjectError (label: string, detail: string, location: FaultLocation): LocatedError {
+  return locate(new FST_NEXURE_PATH_NOT_OBJECT(label, `${detail} (${where(location)})`), location)
 }
 
 /**
@@ -163,4 +171,28 @@ export function parseFailure (
   }
   if (err instanceof RangeError) detail = `Value nested too deeply (${message})`
   return invalidJsonError(detail, { ...location, offset })
+}
+
+/**
+ * A parse call of a run of `count` array elements (`bytes`, starting at body offset `start`, the
+ * first being item `first`) failed. With one element, the failure says where; with several, each
+ * is parsed again alone, as a run of one is ('[' + element + ']'), and the first at fault is
+ * reported with its own offset and index. The scanner checked the bytes between the elements
+ * already, so finding where each one ends only needs strings and nesting (see elementEnd).
+ */
+export function runFault (err: unknown, bytes: Buffer, start: number, first: number, count: number, policy: SecureParseOptions): LocatedError {
+  if (count === 1) return parseFailure(err, bytes, 0, bytes.length, start, 1, { item: first })
+  let i = 0
+  for (let k = 0; k < count; k++) {
+    while (i < bytes.length && (isWhitespace(bytes[i]!) || bytes[i] === COMMA)) i++
+    const from = i
+    i = elementEnd(bytes, i)
+    try {
+      secureParse('[' + bytes.toString('utf8', from, i) + ']', policy)
+    } catch (alone) {
+      return parseFailure(alone, bytes, from, i, start + from, 1, { item: first + k })
+    }
+  }
+  const detail = isForbiddenPropertyError(err) ? 'forbidden property' : String(err)
+  return invalidJsonError(detail, { offset: start, item: first })
 }

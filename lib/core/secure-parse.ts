@@ -33,3 +33,31 @@ export function secureScan (value: unknown, options: SecureParseOptions): void {
 export function isForbiddenPropertyError (err: unknown): boolean {
   return err instanceof SyntaxError && err.message === FORBIDDEN_MESSAGE
 }
+
+/** What `parseProperty` returns for a property the policy removes from its object. */
+export const REMOVED: unique symbol = Symbol('removed by the poisoning policy')
+
+/**
+ * The value `text` of property `key` (undefined for an array element) of an object that is not
+ * parsed whole, under secure-json-parse's policy as a parse of the whole body would apply it:
+ * REMOVED when the policy deletes the property (`__proto__` under protoAction 'remove', a
+ * `constructor` holding a `prototype` under constructorAction 'remove'); a removed value is
+ * still checked to be JSON, and not looked into. A forbidden `__proto__` key is refused by the
+ * caller when it reads the key, before its value.
+ */
+export function parseProperty (key: string | undefined, text: string, policy: SecureParseOptions): unknown {
+  if (key === '__proto__' && policy.protoAction === 'remove') {
+    JSON.parse(text)
+    return REMOVED
+  }
+  if (key === 'constructor' && policy.constructorAction !== 'ignore') {
+    const value: unknown = JSON.parse(text)
+    if (value !== null && typeof value === 'object' && Object.hasOwn(value, 'prototype')) {
+      if (policy.constructorAction === 'error') throw new SyntaxError(FORBIDDEN_MESSAGE)
+      return REMOVED
+    }
+    secureScan(value, policy)
+    return value
+  }
+  return secureParse(text, policy)
+}

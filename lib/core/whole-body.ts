@@ -3,7 +3,7 @@
 // streamed body would report it. Above the engines: it uses them, they never use it.
 
 import { StringDecoder } from 'node:string_decoder'
-import { JsonArrayScanner } from './array-scanner.js'
+import { JsonArrayScanner, type JsonScannerOptions } from './array-scanner.js'
 import { depthFault, nestedDeeperThan, tooDeepDetail } from './depth.js'
 import { ENGINE_DEFAULTS, poisoningPolicy, type SecureParseOptions } from './engine-options.js'
 import { invalidJsonError } from './fault.js'
@@ -64,6 +64,22 @@ export function parseJsonWhole (chunks: readonly Buffer[], length: number, polic
     scanner.end()
     throw invalidJsonError(err instanceof Error ? err.message : String(err), { offset: 0 })
   }
+}
+
+/**
+ * The items the array scanner streams out of a whole JSON body (the chunks it came in): what
+ * `batches({ path, entries })` yields for a buffered body where the parsed value cannot say
+ * (entries and `*` keep document order and refuse a key given twice), and the located error a
+ * streamed body would get where it has a fault.
+ */
+export function scanJsonItems (chunks: readonly Buffer[], options: Omit<JsonScannerOptions, 'batchSize'>): unknown[] {
+  const items: unknown[] = []
+  const scanner = new JsonArrayScanner({ ...options, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
+    for (const item of batch) items.push(item)
+  })
+  for (const chunk of chunks) scanner.write(chunk)
+  scanner.end()
+  return items
 }
 
 /**

@@ -169,6 +169,77 @@ t.test('paths: the array at the path, siblings validated and dropped', async t =
   }
 })
 
+/**
+ * An object whose values `value()` writes, with keys that a `*` or entries may walk: unique, and
+ * none spelled like an array index (a parsed object puts those first; streaming keeps the
+ * document's order, which its own tests pin).
+ */
+function walkableObject (gen: JsonGen, width: number, value: () => string): string {
+  const seen = new Set<string>()
+  const parts: string[] = []
+  for (let k = 0; k < width; k++) {
+    let key = gen.string()
+    const decoded = JSON.parse(key) as string
+    if (seen.has(decoded) || /^(?:0|[1-9][0-9]*)$/.test(decoded)) key = `"k${k}"`
+    seen.add(JSON.parse(key) as string)
+    parts.push(`${gen.ws()}${key}${gen.ws()}:${gen.ws()}${value()}${gen.ws()}`)
+  }
+  return '{' + (parts.length === 0 ? gen.ws() : parts.join(',')) + '}'
+}
+
+t.test('wildcard paths: the items of every matching array, in document order, as the reference selects them', async t => {
+  const gen = new JsonGen(707)
+  const rows = (): string => gen.array(1, gen.int(5))
+  // Now and then a match that is not what the path steps into: a 400 naming it.
+  const odd = (make: () => string) => (): string => gen.random() < 0.08 ? gen.scalar() : make()
+  const shapes: Array<{ path: string, body: () => string }> = [
+    { path: 'data.*.rows', body: () => `{"meta":${gen.value(1)},"data":${walkableObject(gen, gen.int(4), odd(() => `{"x":${gen.value(2)},"rows":${rows()}}`))},"z":${gen.scalar()}}` },
+    { path: 'data.*.rows', body: () => `{"data":[${Array.from({ length: gen.int(4) }, odd(() => `{"rows":${rows()},"y":${gen.value(2)}}`)).join(',')}]}` },
+    { path: '*.items', body: () => `[${Array.from({ length: gen.int(4) }, () => `{"items":${rows()}}`).join(`,${gen.ws()}`)}]` },
+    { path: 'groups.*', body: () => `{"groups":${walkableObject(gen, gen.int(5), odd(rows))}}` },
+    { path: '*', body: () => gen.random() < 0.5 ? walkableObject(gen, gen.int(4), odd(rows)) : `[${Array.from({ length: gen.int(4) }, rows).join(',')}]` },
+    { path: 'a.*.0', body: () => `{"a":${walkableObject(gen, gen.int(3), () => `[${rows()},${gen.value(1)}]`)}}` }
+  ]
+  let failures = 0
+  let selected = 0
+  for (let k = 0; k < 480 && failures < 5; k++) {
+    const shape = shapes[k % shapes.length]!
+    let body: Buffer = Buffer.from(gen.ws() + shape.body() + gen.ws())
+    const damaged = k % 3 === 2
+    if (damaged) body = gen.mutate(body)
+    const variant = VARIANTS[k % VARIANTS.length]!
+    const reference = referenceJson(body, shape.path)
+    if (reference.items !== undefined && reference.items.length > 0) selected++
+    const difference = compare(body, reference, chunks => streamJson(chunks, { ...variant, path: shape.path }), variant.batchSize,
+      { seed: k, codes: !damaged, allowTwice: damaged })
+    if (difference !== '') failures++
+    t.equal(difference, '', `${shape.path} body #${k} ${describe(body)}`)
+  }
+  t.ok(selected > 150, `${selected} bodies select items`)
+})
+
+t.test('entries: the pairs of the object, in document order, as the reference has them', async t => {
+  const gen = new JsonGen(808)
+  const shapes: Array<{ path: string | undefined, body: () => string }> = [
+    { path: undefined, body: () => walkableObject(gen, gen.int(7), () => gen.value(1)) },
+    { path: 'users', body: () => `{"n":${gen.scalar()},"users":${gen.random() < 0.08 ? gen.array(1, 2) : walkableObject(gen, gen.int(6), () => gen.value(1))},"z":${gen.value(1)}}` },
+    { path: 'g.*', body: () => `{"g":[${Array.from({ length: gen.int(3) }, () => walkableObject(gen, gen.int(4), () => gen.value(2))).join(',')}]}` }
+  ]
+  let failures = 0
+  for (let k = 0; k < 360 && failures < 5; k++) {
+    const shape = shapes[k % shapes.length]!
+    let body: Buffer = Buffer.from(gen.ws() + shape.body() + gen.ws())
+    const damaged = k % 3 === 2
+    if (damaged) body = gen.mutate(body)
+    const variant = VARIANTS[k % VARIANTS.length]!
+    const reference = referenceJson(body, shape.path, {}, true)
+    const difference = compare(body, reference, chunks => streamJson(chunks, { ...variant, path: shape.path, entries: true }), variant.batchSize,
+      { seed: k, codes: !damaged, allowTwice: damaged })
+    if (difference !== '') failures++
+    t.equal(difference, '', `entries ${shape.path ?? '(top)'} body #${k} ${describe(body)}`)
+  }
+})
+
 t.test('NDJSON: same items and the same failing line as the reference', async t => {
   const gen = new JsonGen(505, { newlines: false })
   let failures = 0
@@ -243,8 +314,28 @@ t.test('prototype poisoning in every spelling, under every action, equals the re
     ['constructor.prototype', '{"constructor":{"prototype":[1]}}'],
     ['items', '{"__proto__":{"constructor":{"prototype":1}},"items":[1]}'],
     ['items', '{"constructor":{"prototype":{"__proto__":1}},"items":[1]}'],
-    ['items', '{"constructor":{"__proto__":1},"items":[1]}']
+    ['items', '{"constructor":{"__proto__":1},"items":[1]}'],
+    ['data.*', '{"data":{"__proto__":[1],"a":[2]}}'],
+    ['data.*', '{"data":{"a":[{"__proto__":1}],"constructor":{"x":1}}}'],
+    ['*.rows', '[{"rows":[1],"__proto__":{}},{"rows":[{"constructor":{"prototype":1}}]}]']
   ]
+  const entryBodies = [
+    '{"a":1,"__proto__":{"x":1},"b":2}',
+    '{"a":{"b":{"__proto__":1}},"c":[{"constructor":{"prototype":{}}}]}',
+    '{"constructor":{"prototype":{}},"a":1}',
+    '{"constructor":{"x":1},"\\u005f_proto__":2}'
+  ]
+  for (const text of entryBodies) {
+    for (const protoAction of actions) {
+      for (const constructorAction of actions) {
+        const policy = { protoAction, constructorAction }
+        const body = Buffer.from(text)
+        const reference = referenceJson(body, undefined, policy, true)
+        const difference = compare(body, reference, chunks => streamJson(chunks, { ...policy, entries: true, maxParseBytes: 8 }), 1000, { seed: 1, codes: true })
+        t.equal(difference, '', `entries ${show(text)} proto=${protoAction} constructor=${constructorAction}`)
+      }
+    }
+  }
   const cases: Array<[string | undefined, string]> = [...bodies.map((body): [undefined, string] => [undefined, body]), ...pathBodies]
   for (const [path, text] of cases) {
     for (const protoAction of actions) {

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { formatPath, parsePath } from '../../lib/core/path.js'
+import { acceptsContainer, formatPath, hasWildcard, matches, parsePath, valueAt, WILDCARD } from '../../lib/core/path.js'
 
 t.test('no path is the top level', async t => {
   t.same(parsePath(undefined), [])
@@ -21,6 +21,7 @@ t.test('only canonical non-negative integers are indexes', async t => {
   t.same(parsePath('a. 1'), ['a', ' 1'])
   t.same(parsePath('a.99999999999999999999'), ['a', '99999999999999999999'], 'too large to be an index: a key')
   t.same(parsePath('__proto__.x'), ['__proto__', 'x'])
+  t.same(parsePath('data.*.rows'), ['data', '*', 'rows'], 'a * segment is kept as it is: path.ts matches it as a wildcard')
 })
 
 t.test('empty segments are refused', async t => {
@@ -35,4 +36,28 @@ t.test('formatPath names a prefix of the path for messages', async t => {
   t.equal(formatPath(segments), 'a.0.b')
   t.equal(formatPath(segments, 2), 'a.0')
   t.equal(formatPath(segments, 0), '')
+})
+
+t.test('what a segment matches: its key or index, or every one for *', async t => {
+  t.ok(matches('a', 'a'))
+  t.notOk(matches('a', 'b'))
+  t.ok(matches(2, 2))
+  t.notOk(matches(2, 3))
+  t.ok(matches(WILDCARD, 'anything') && matches(WILDCARD, 7))
+  t.ok(acceptsContainer('a', false) && !acceptsContainer('a', true))
+  t.ok(acceptsContainer(0, true) && !acceptsContainer(0, false))
+  t.ok(acceptsContainer(WILDCARD, true) && acceptsContainer(WILDCARD, false))
+  t.ok(hasWildcard(parsePath('a.*.b')))
+  t.notOk(hasWildcard(parsePath('a.b')))
+})
+
+t.test('valueAt walks a parsed value by the same rules, and leaves * to the bytes', async t => {
+  const body = { a: [{ b: [1] }], '0': [2] }
+  t.same(valueAt(body, parsePath('a.0.b')), [1])
+  t.equal(valueAt(body, parsePath('0')), undefined, 'an index does not step into an object')
+  t.equal(valueAt(body, parsePath('a.b')), undefined, 'a key does not step into an array')
+  t.equal(valueAt(body, parsePath('a.1.b')), undefined)
+  t.equal(valueAt(body, parsePath('a.*')), undefined)
+  t.equal(valueAt({ a: null }, parsePath('a.b')), undefined)
+  t.equal(valueAt(Object.create({ inherited: [1] }), parsePath('inherited')), undefined, 'own keys only')
 })

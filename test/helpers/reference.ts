@@ -15,8 +15,13 @@ function failureCode (err: unknown): string {
   return (err as Error).message === FORBIDDEN ? 'FST_NEXURE_FORBIDDEN_PROPERTY' : 'FST_NEXURE_INVALID_JSON'
 }
 
-/** A JSON body: the elements of the array at `path` (the top-level value without one). */
-export function referenceJson (body: Buffer, path?: string, policy: Policy = {}): Outcome {
+/**
+ * A JSON body: the elements of the array at `path` (the top-level value without one), of every
+ * array a `*` path matches, or with `entries` the `[key, value]` pairs of the object there. The
+ * objects a `*` or entries walks must not have keys like "2" (a parsed object puts those first,
+ * the streamed order is the document's) nor a key given twice (nexure refuses it).
+ */
+export function referenceJson (body: Buffer, path?: string, policy: Policy = {}, entries = false): Outcome {
   const text = body.toString('utf8')
   if (WHITESPACE_ONLY.test(text)) return { code: 'FST_NEXURE_EMPTY_BODY' }
   let value: unknown
@@ -26,18 +31,28 @@ export function referenceJson (body: Buffer, path?: string, policy: Policy = {})
     return { code: failureCode(err) }
   }
   const segments = parsePath(path)
-  if (segments.length === 0) return { items: Array.isArray(value) ? value : [value] }
-  let node = value
-  for (const segment of segments) {
-    if (Array.isArray(node) && typeof segment === 'number' && segment < node.length) {
-      node = node[segment]
-    } else if (node !== null && typeof node === 'object' && !Array.isArray(node) && typeof segment === 'string' && Object.hasOwn(node, segment)) {
-      node = (node as Record<string, unknown>)[segment]
-    } else {
-      return { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
-    }
+  if (segments.length === 0 && !entries) return { items: Array.isArray(value) ? value : [value] }
+  const items: unknown[] = []
+  return select(value, segments, entries, items) ? { items } : { code: entries ? 'FST_NEXURE_PATH_NOT_OBJECT' : 'FST_NEXURE_PATH_NOT_ARRAY' }
+}
+
+const isObject = (node: unknown): node is Record<string, unknown> => node !== null && typeof node === 'object' && !Array.isArray(node)
+
+/** Appends what `segments` select in `node` to `items`; false when the path does not lead to it. */
+function select (node: unknown, segments: readonly (string | number)[], entries: boolean, items: unknown[]): boolean {
+  if (segments.length === 0) {
+    if (entries ? !isObject(node) : !Array.isArray(node)) return false
+    items.push(...(entries ? Object.entries(node as object) : node as unknown[]))
+    return true
   }
-  return Array.isArray(node) ? { items: node } : { code: 'FST_NEXURE_PATH_NOT_ARRAY' }
+  const [segment, ...rest] = segments
+  if (segment === '*') {
+    if (!Array.isArray(node) && !isObject(node)) return false
+    return Object.values(node).every(child => select(child, rest, entries, items))
+  }
+  if (Array.isArray(node) && typeof segment === 'number' && segment < node.length) return select(node[segment], rest, entries, items)
+  if (isObject(node) && typeof segment === 'string' && Object.hasOwn(node, segment)) return select(node[segment], rest, entries, items)
+  return false
 }
 
 /** An NDJSON body: the value of every non-blank line, or the first failing line (1-based). */
