@@ -1,4 +1,6 @@
 import t, { type Test } from 'tap'
+import net from 'node:net'
+import { once } from 'node:events'
 import { Readable } from 'node:stream'
 import { Client } from 'undici'
 import type { FastifyInstance } from 'fastify'
@@ -81,4 +83,41 @@ t.test('after a 413 mid-body', async t => {
   const next = await client.request({ method: 'POST', path: '/count', headers: { 'content-type': 'application/json' }, body: '[1]' })
   t.equal(next.statusCode, 200)
   t.equal((await next.body.json() as { n: number }).n, 1)
+})
+
+t.test('a short rest that arrives after an early answer is drained, and the connection reused', async t => {
+  // The handler reads one batch and answers while the client still holds back the rest (under
+  // drainLimit): nexure must read and discard that rest after the answer, or the next request
+  // on the connection waits behind it (Node does not dump a body that was piped and paused).
+  // A raw socket, so that only the server decides whether the connection goes on.
+  const app = await bodyApp(t, { streamThreshold: 0 })
+  routes(app)
+  const { port, hostname } = new URL(await listen(app))
+  const socket = net.connect(Number(port), hostname)
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  let received = ''
+  const responses = (n: number): Promise<string[]> => new Promise(resolve => {
+    const check = (): void => {
+      const found = received.split('HTTP/1.1 ').slice(1)
+      if (found.length >= n && found.every(r => /\r\n\r\n\{.*\}/s.test(r))) {
+        socket.removeListener('data', check)
+        resolve(found)
+      }
+    }
+    socket.on('data', chunk => { received += chunk.toString() })
+    socket.on('data', check)
+  })
+  const head = '[' + Array.from({ length: 100 }, (_, i) => i).join(',') + ','
+  const rest = Array.from({ length: 9000 }, (_, i) => i).join(',') + ']' // ~44 KB: past the request's own buffer
+  socket.write(`POST /first-batch HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${head.length + rest.length}\r\n\r\n${head}`)
+  const [first] = await responses(1)
+  t.match(first, /^200 /)
+  t.notMatch(first, /connection: close/i, 'a short rest keeps the connection')
+  t.match(first, /"first":10/)
+  socket.write(rest)
+  socket.write('POST /count HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n[1,2,3]')
+  const [, second] = await responses(2)
+  t.match(second, /^200 /, 'the next request on the connection is answered')
+  t.match(second, /"n":3/)
 })

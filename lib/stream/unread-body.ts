@@ -65,8 +65,8 @@ export function decideUnreadRest (request: FastifyRequest, reply: FastifyReply, 
 }
 
 /**
- * After the answer (onResponse; for HTTP/2 once the response is sent): stop reading, then drain
- * a short rest, or end what is too long. On a closing HTTP/1.1 connection the drained bytes no
+ * After the answer (once the response has finished; for HTTP/2 once it is sent): stop reading,
+ * then drain a short rest, or end what is too long. On a closing HTTP/1.1 connection the drained bytes no
  * longer reach the HTTP parser (see closeAfterAnswer).
  */
 export function drainOrClose (request: FastifyRequest, body: UnreadBody, drainLimit: number): void {
