@@ -1,6 +1,7 @@
 import { pipeline, type Readable, type Transform } from 'node:stream'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { ByteLimit } from './byte-limit.js'
+import { DirectRead } from './direct-read.js'
 import { createDecoder, type ContentCoding } from './decode.js'
 import { Throttle, type PressureMonitor } from './pressure.js'
 import {
@@ -37,10 +38,23 @@ type Stage = 'limit' | 'decoder' | 'transform'
  */
 const YIELD_EVERY = 32 * 1024
 
+/** What the timeouts watch: the bytes that arrived, and whether nexure is waiting for more. */
+interface Intake {
+  readonly bytes: number
+  /** Reading stopped already (failed, destroyed). */
+  readonly stopped: boolean
+  /** The consumer waits for bytes and nothing holds the client back. */
+  readonly waitingForClient: boolean
+  fail: (error: Error) => void
+}
+
 /**
  * One request body as a pull-based sequence of decoded, limited, transformed chunks.
  *
  * payload ─pipe─▶ limit(received) ─▶ [decoder ─▶ limit(decoded)]* ─▶ transforms* ─▶ consumer
+ *
+ * A body with nothing to decode, transform or throttle (the usual case) skips all of that: a
+ * DirectRead takes the payload's chunks as they are and counts them against the same limit.
  *
  * The payload (the socket's IncomingMessage) is piped in rather than put inside `pipeline()`:
  * a consumer that stops early destroys the pipeline, and that must not destroy the socket, which
@@ -54,6 +68,7 @@ export class BodySource {
   readonly #payload: Readable
   readonly #options: BodySourceOptions
   #head: ByteLimit | null = null
+  #direct: DirectRead | null = null
   #stages: Transform[] = []
   #iterator: AsyncIterator<Buffer> | null = null
   #prefix: Buffer[] = []
@@ -70,11 +85,11 @@ export class BodySource {
     this.#options = options
   }
 
-  get started (): boolean { return this.#head !== null }
+  get started (): boolean { return this.#iterator !== null }
   /** True once every byte of the body went through to the consumer. */
   get ended (): boolean { return this.#ended }
-  get bytesReceived (): number { return this.#head?.bytes ?? 0 }
-  get bytesDecoded (): number { return (this.#decoded ?? this.#head)?.bytes ?? 0 }
+  get bytesReceived (): number { return (this.#direct ?? this.#head)?.bytes ?? 0 }
+  get bytesDecoded (): number { return (this.#decoded ?? this.#direct ?? this.#head)?.bytes ?? 0 }
   get throttledMs (): number { return this.#throttle?.throttledMs ?? 0 }
   get durationMs (): number {
     if (this.#startedAt === 0) return 0
@@ -85,6 +100,11 @@ export class BodySource {
     if (this.#iterator !== null) return this.#iterator
     const { codings, bodyLimit, highWaterMark } = this.#options
     this.#startedAt = performance.now()
+    const transforms = this.#options.makeTransforms()
+    if (codings.length === 0 && transforms.length === 0 && this.#options.monitor === null) {
+      this.#iterator = this.#openDirect()
+      return this.#iterator
+    }
     const head = new ByteLimit(bodyLimit, 'the body', highWaterMark)
     this.#head = head
     const stages: Transform[] = [head]
@@ -105,7 +125,7 @@ export class BodySource {
       stages.push(decoder, limit)
       this.#decoded = limit
     }
-    for (const transform of this.#options.makeTransforms()) {
+    for (const transform of transforms) {
       watch(transform, 'transform')
       stages.push(transform)
     }
@@ -132,11 +152,40 @@ export class BodySource {
       payload.removeListener('close', onPayloadClose)
     })
     payload.pipe(head)
-    this.#armTimeouts(payload, head)
+    this.#armTimeouts(payload, {
+      get bytes () { return head.bytes },
+      get stopped () { return head.destroyed },
+      get waitingForClient () { return payload.readableFlowing !== false && head.writableLength === 0 },
+      fail: error => head.destroy(error)
+    })
     last.once('end', () => { this.#ended = true; this.#endedAt = performance.now() })
     last.once('close', () => this.#clearTimers())
     this.#iterator = last[Symbol.asyncIterator]()
     return this.#iterator
+  }
+
+  #openDirect (): AsyncIterator<Buffer> {
+    const { bodyLimit, highWaterMark } = this.#options
+    const direct = new DirectRead(this.#payload, bodyLimit, highWaterMark, {
+      failed: (error, stage) => {
+        this.#failure ??= { error, stage }
+        this.#clearTimers()
+      },
+      ended: () => {
+        if (this.#ended) return
+        this.#ended = true
+        this.#endedAt = performance.now()
+        this.#clearTimers()
+      }
+    })
+    this.#direct = direct
+    if (!direct.stopped) this.#armTimeouts(this.#payload, {
+      get bytes () { return direct.bytes },
+      get stopped () { return direct.stopped },
+      get waitingForClient () { return direct.waitingForClient },
+      fail: error => direct.fail(error, 'limit')
+    })
+    return direct
   }
 
   /**
@@ -145,28 +194,28 @@ export class BodySource {
    * nexure is waiting for bytes. Silence while nexure itself is not reading (the handler is
    * busy, or intake is throttled) is backpressure, not idleness, and does not count.
    */
-  #armTimeouts (payload: Readable, head: ByteLimit): void {
+  #armTimeouts (payload: Readable, intake: Intake): void {
     const { bodyTimeout, idleTimeout } = this.#options
     const fail = (why: string): void => {
       // Once the last byte arrived the client is done; a slow handler is not the client's fault.
-      if (payload.readableEnded || head.destroyed) return
+      if (payload.readableEnded || intake.stopped) return
       const error = new FST_NEXURE_BODY_TIMEOUT(why)
       this.#failure ??= { error, stage: 'limit' }
-      head.destroy(error)
+      intake.fail(error)
     }
     if (bodyTimeout > 0) {
-      this.#timers.push(setTimeout(() => fail(`the body took longer than ${bodyTimeout} ms (bodyTimeout); ${head.bytes} bytes arrived`), bodyTimeout))
+      this.#timers.push(setTimeout(() => fail(`the body took longer than ${bodyTimeout} ms (bodyTimeout); ${intake.bytes} bytes arrived`), bodyTimeout))
     }
     if (idleTimeout > 0) {
       let lastBytes = -1
       let silentSince = performance.now()
       const check = (): void => {
-        const waiting = payload.readableFlowing !== false && head.writableLength === 0 && !payload.readableEnded
-        if (head.bytes !== lastBytes || !waiting) {
-          lastBytes = head.bytes
+        const waiting = intake.waitingForClient && !payload.readableEnded
+        if (intake.bytes !== lastBytes || !waiting) {
+          lastBytes = intake.bytes
           silentSince = performance.now()
         } else if (performance.now() - silentSince >= idleTimeout) {
-          fail(`no data for ${idleTimeout} ms (idleTimeout) after ${head.bytes} bytes`)
+          fail(`no data for ${idleTimeout} ms (idleTimeout) after ${intake.bytes} bytes`)
         }
       }
       this.#timers.push(setInterval(check, Math.max(10, Math.min(1000, idleTimeout / 4))))
@@ -251,6 +300,7 @@ export class BodySource {
   destroy (): void {
     this.#clearTimers()
     this.#prefix = []
+    this.#direct?.destroy()
     if (this.#head !== null) this.#payload.unpipe(this.#head)
     for (const stage of this.#stages) stage.destroy()
   }
