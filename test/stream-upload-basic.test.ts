@@ -313,3 +313,30 @@ t.test('@fastify/multipart with attachFieldsToBody reads the body first: uploads
   t.equal(res.json().code, 'FST_NEXURE_BODY_CONSUMED')
   t.match(res.json().message, /saveUploads\(\).*another reader/)
 })
+
+t.test('streamUpload adds no onResponse or onRequestAbort hook: what follows an answer is armed per multipart request', async t => {
+  const tempDir = await tempRoot(t)
+  let stored = ''
+  const app = await server(t, { tempDir }, app => {
+    app.get('/ping', async () => 'pong')
+    app.post('/upload', async request => {
+      let files = 0
+      for await (const file of request.uploads()) {
+        stored = file.path
+        files++
+      }
+      return { files }
+    })
+  })
+  await app.ready()
+  const routes = app.printRoutes({ includeHooks: true, commonPrefix: false })
+  t.notMatch(routes, /finishUpload|abortUpload|\(onRequestAbort\)/, 'no route pays for them (the onResponse left is @fastify/multipart\'s own)')
+  // Over a socket: the request's files still go once its answer has been sent.
+  const address = await app.listen({ port: 0, host: '127.0.0.1' })
+  const body = multipartBody([{ name: 'a', filename: 'a.bin', content: Buffer.alloc(1000, 1) }])
+  const res = await httpRequest(`${address}/upload`, { method: 'POST', headers: { 'content-type': body.contentType }, body: body.toBuffer() })
+  t.equal(res.statusCode, 200)
+  t.same(await res.body.json(), { files: 1 })
+  t.not(stored, '', 'the file was stored during the request')
+  t.ok(await eventually(async () => (await listTree(tempDir)).length === 0), 'nothing left in tempDir after the answer')
+})

@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import multipart from '@fastify/multipart'
 import type { FastifyPluginAsync } from 'fastify'
 import { continueOnFirstRead } from '../http/expect-continue.js'
-import { abortUpload, finishUpload, planUnreadUpload, resolveUploadRoute, startUpload } from '../upload/lifecycle.js'
+import { planUnreadUpload, resolveUploadRoute, startUpload } from '../upload/lifecycle.js'
 import { normalizeUploadOptions, type StreamUploadOptions } from '../upload/options.js'
 import { saveUploads, uploadFields, uploads, uploadStats } from '../upload/request-uploads.js'
 import { kUploadState } from '../symbols.js'
@@ -19,7 +19,8 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (app, options) => 
   // Per-route options, checked when the route is registered.
   app.addHook('onRoute', resolveUploadRoute(opts))
 
-  // Request state, for multipart requests only; it also arms the cleanup of a dropped connection.
+  // Request state, for multipart requests only; it also arms, per request, what follows the
+  // answer (drain, all or nothing) and the cleanup of a dropped connection.
   app.decorateRequest(kUploadState, null)
   app.addHook('onRequest', startUpload(opts))
 
@@ -32,10 +33,8 @@ const plugin: FastifyPluginAsync<StreamUploadOptions> = async (app, options) => 
   // Expect: 100-continue is answered when the body is first read, so a refusal comes first.
   continueOnFirstRead(app.server)
 
-  // Unread bodies drained or closed; what the request stored removed after an error or an abort.
+  // An answer given before the body was read: keep the connection for a short rest, or close it.
   app.addHook('onSend', planUnreadUpload)
-  app.addHook('onResponse', finishUpload)
-  app.addHook('onRequestAbort', abortUpload)
 }
 
 export const streamUpload = fp(plugin, { fastify: '5.x', name: 'nexure-stream-upload' })
