@@ -37,6 +37,7 @@ import {
   QUOTE,
   STARTS_SCALAR
 } from './json-bytes.js'
+import { Batcher } from './batcher.js'
 import { CarryBuffer } from './carry-buffer.js'
 import { tooDeepDetail } from './depth.js'
 import { invalidJsonError, itemTooLargeError, parseFailure, runFault, type LocatedError } from './fault.js'
@@ -59,10 +60,10 @@ const WHAT = ['an array element', 'a property name', 'a value off the path', 'th
 
 /** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
 const DESTROYED = Symbol('destroyed by onItems')
+const NO_ROOT = Symbol('no top-level value yet')
 
 export class JsonArrayScanner {
-  readonly #onItems: (items: unknown[]) => void
-  readonly #batchSize: number
+  readonly #batcher: Batcher
   readonly #maxItemSize: number
   readonly #maxParseBytes: number
   readonly #maxDepth: number
@@ -89,17 +90,19 @@ export class JsonArrayScanner {
   #runFirstItem = 0
   /** Elements of the streamed array found so far. */
   #elements = 0
-  #batch: unknown[] = []
-  #itemCount = 0
+  /** The top-level value when it is not an array: the one item, handed out at the end. */
+  #root: unknown = NO_ROOT
   #bytes = 0
   /** Body offset of the first byte in the carry-over. */
   #carryStart = 0
 
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
-    this.#onItems = onItems
     const checked = resolveEngineOptions(options, ARRAY_KEYS)
-    this.#batchSize = checked.batchSize
+    this.#batcher = new Batcher(checked.batchSize, items => {
+      onItems(items)
+      if (this.#mode === CLOSED) throw DESTROYED
+    })
     this.#maxItemSize = checked.maxItemSize
     this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
     this.#maxDepth = checked.maxDepth
@@ -108,7 +111,7 @@ export class JsonArrayScanner {
     const host: NavigatorHost = {
       capture: (buf, base, i, purpose, levels) => this.#capture(buf, base, i, purpose, levels),
       enterTarget: (i, levels) => this.#enterTarget(i, levels),
-      leaveEntries: () => { if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush() }
+      leaveEntries: () => { if (!this.#navigator.repeats) this.#batcher.flush() }
     }
     const entries = boolean(REGISTRATION, 'entries', options.entries, false)
     this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy, entries)
@@ -121,7 +124,7 @@ export class JsonArrayScanner {
 
   /** Items handed to onItems so far. */
   get itemCount (): number {
-    return this.#itemCount
+    return this.#batcher.emitted
   }
 
   write (chunk: Uint8Array): void {
@@ -149,7 +152,8 @@ export class JsonArrayScanner {
 
   destroy (): void {
     this.#mode = CLOSED
-    this.#batch = []
+    this.#batcher.clear()
+    this.#root = NO_ROOT
     this.#carry.release()
   }
 
@@ -272,7 +276,7 @@ export class JsonArrayScanner {
     }
     this.#runCount++
     this.#runEnd = end
-    if (end - this.#runStart >= this.#maxParseBytes || this.#runCount >= this.#batchSize - this.#batch.length) {
+    if (end - this.#runStart >= this.#maxParseBytes || this.#runCount >= this.#batcher.room) {
       this.#parseRun(buf, base)
     }
     return i
@@ -294,26 +298,7 @@ export class JsonArrayScanner {
     if (values.length !== count) {
       throw new Error(`nexure bug: found ${count} elements at byte offset ${start} but the parse gave ${values.length}`)
     }
-    const batch = this.#batch
-    if (batch.length === 0 && count === this.#batchSize) {
-      this.#emit(values)
-      return
-    }
-    for (let k = 0; k < count; k++) batch.push(values[k])
-    if (batch.length >= this.#batchSize) this.#flush()
-  }
-
-  /** Hands the batch being filled to onItems. */
-  #flush (): void {
-    const batch = this.#batch
-    this.#batch = []
-    this.#emit(batch)
-  }
-
-  #emit (items: unknown[]): void {
-    this.#itemCount += items.length
-    this.#onItems(items)
-    if (this.#mode === CLOSED) throw DESTROYED
+    this.#batcher.pushRun(values)
   }
 
   // The text of body bytes [start, end): in the chunk, or starting in the carry-over (which then
@@ -357,7 +342,7 @@ export class JsonArrayScanner {
   // a `*` may reach another one.
   #closeTarget (buf: Buffer, base: number, i: number): number {
     if (this.#runCount > 0) this.#parseRun(buf, base)
-    if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush()
+    if (!this.#navigator.repeats) this.#batcher.flush()
     this.#mode = NAVIGATE
     this.#navigator.afterValue()
     return i
@@ -401,11 +386,10 @@ export class JsonArrayScanner {
       const bytes = this.#view(buf, base, start, end)
       return parseFailure(err, bytes, 0, bytes.length, start, 0, { item: this.#itemIndex() })
     })
-    if (purpose === ROOT) this.#batch.push(value)
+    if (purpose === ROOT) this.#root = value
     if (purpose !== ENTRY || value === REMOVED) return i
     this.#elements++
-    this.#batch.push(value)
-    if (this.#batch.length >= this.#batchSize) this.#flush()
+    this.#batcher.push(value)
     return i
   }
 
@@ -414,7 +398,8 @@ export class JsonArrayScanner {
       this.#valueEnd(EMPTY, this.#bytes, 0)
     }
     if (this.#mode === NAVIGATE && this.#navigator.finished) {
-      if (this.#batch.length > 0) this.#flush()
+      if (this.#root !== NO_ROOT) this.#batcher.push(this.#root)
+      this.#batcher.flush()
       return
     }
     if (this.#mode === NAVIGATE) {
