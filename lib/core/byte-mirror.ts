@@ -89,21 +89,12 @@ export class ByteMirror {
   #starts: number[] = []
   #ends: number[] = []
   #head = 0
-  /** The text handed to the tokenizer starts with the BOM the mirror skipped. */
-  #stripBom = false
   /** The lexeme `take` moved to. */
   start = 0
   end = 0
 
   constructor (maxDepth: number) {
     this.#maxDepth = maxDepth
-  }
-
-  /** True once, if the body starts with a BOM that the tokenizer's text should lose. */
-  takeBom (): boolean {
-    const strip = this.#stripBom
-    this.#stripBom = false
-    return strip
   }
 
   /** Where the lexeme in progress (a string, number or literal) started, or -1. */
@@ -187,7 +178,6 @@ export class ByteMirror {
       if (this.#bom < 3) {
         if (base + i === this.#bom && c === BOM[this.#bom]) {
           this.#bom++
-          this.#stripBom = true
           i++
           continue
         }

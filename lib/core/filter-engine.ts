@@ -1,7 +1,7 @@
 // Selection anywhere in a JSON body, streamed: every outermost value whose path a filter
 // accepts is an item (`batches({ filter })`).
 //
-// stream-json's tokenizer lexes the text and its tokens build the values. Everything that makes
+// stream-json's tokenizer (tokenizer.ts) lexes the text and its tokens build the values. Everything that makes
 // this safe is nexure's, because stream-json's tokens carry no offsets and its README says it is
 // not designed for hostile input:
 //
@@ -11,9 +11,8 @@
 //   tokenized, so a fault found by the walk earlier in the same chunk is reported first).
 // - The walk (`#token`) tracks the path, tests the filter once per value outside the
 //   selection, and has the selected values built (value-builder.ts) as JSON.parse would build
-//   them. secure-json-parse's policy is applied as it would be to the
-//   whole body: in a selected value by secure-json-parse's own scan; around the selection key
-//   by key (a `__proto__` value removed is not walked; an object under a `constructor` key is
+//   them. secure-json-parse's policy is applied as it would be to the whole body: in a
+//   selected value by secure-json-parse's own scan; around the selection key by key (a `__proto__` value removed is not walked; an object under a `constructor` key is
 //   held back until it ends when constructorAction is 'remove', since a `prototype` key in it
 //   removes it whole, and with it what it held).
 // - A key given twice in an object around the selection is refused: JSON.parse keeps the last
@@ -24,17 +23,13 @@
 // the path (bounded by maxDepth), the keys of the objects around the selection and what a
 // `constructor` object holds back (each bounded by maxItemSize).
 
-
-import { StringDecoder } from 'node:string_decoder'
-import { jsonParser } from 'stream-json/core/parser.js'
-import type { Token } from 'stream-json/core/parser.js'
-import { none } from 'stream-chain/defs.js'
 import { FILTER_KEYS, filterOption, resolveEngineOptions, type FilterEngineOptions, type SecureParseOptions } from './engine-options.js'
 import { REGISTRATION } from '../option-check.js'
 import { Batcher } from './batcher.js'
 import { ByteMirror, MirrorFault } from './byte-mirror.js'
 import { forbiddenPropertyError, invalidJsonError, itemTooLargeError, type LocatedError } from './fault.js'
 import { secureScan } from './secure-parse.js'
+import { Tokenizer, type Token } from './tokenizer.js'
 import { BUILDING, scalar, ValueBuilder } from './value-builder.js'
 
 export type { FilterEngineOptions }
@@ -77,8 +72,7 @@ export class FilterEngine {
   readonly #policy: SecureParseOptions
   readonly #regex: RegExp | null
   readonly #test: ((path: readonly (string | number)[]) => boolean) | null
-  readonly #tokenize = jsonParser({ packValues: true, streamValues: false })
-  readonly #decoder = new StringDecoder('utf8')
+  readonly #tokenizer = new Tokenizer()
   #closed = false
   #bytes = 0
 
@@ -139,11 +133,11 @@ export class FilterEngine {
         fault = err
       }
       if (fault === null) {
-        this.#feed(this.#decoder.write(bytes))
+        this.#take(this.#tokenizer.write(bytes, base))
         this.#bytes += bytes.length
         this.#checkOpen(this.#bytes)
       } else {
-        this.#feed(this.#decoder.write(bytes.subarray(0, Math.max(0, fault.offset - base))))
+        this.#take(this.#tokenizer.write(bytes.subarray(0, Math.max(0, fault.offset - base)), base))
         this.#checkOpen(fault.offset)
         throw this.#faultError(fault)
       }
@@ -160,12 +154,12 @@ export class FilterEngine {
         this.#mirror.finish(this.#bytes)
       } catch (err) {
         if (!(err instanceof MirrorFault)) throw err
-        this.#feed(this.#decoder.end())
+        this.#take(this.#tokenizer.endText(this.#bytes))
         this.#checkOpen(err.offset)
         throw this.#faultError(err)
       }
-      this.#feed(this.#decoder.end())
-      this.#flushTokenizer()
+      this.#take(this.#tokenizer.endText(this.#bytes))
+      this.#take(this.#tokenizer.finish(this.#bytes))
       this.#batcher.flush()
     } catch (err) {
       if (err !== DESTROYED) throw err
@@ -183,32 +177,7 @@ export class FilterEngine {
 
   // ---- Tokens --------------------------------------------------------------------------------
 
-  #feed (text: string): void {
-    if (text.length === 0) return
-    if (this.#mirror.takeBom()) {
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1)
-      if (text.length === 0) return
-    }
-    this.#take(this.#tokenized(text))
-  }
-
-  #flushTokenizer (): void {
-    this.#take(this.#tokenized(none))
-  }
-
-  // The mirror accepted this text already, so the tokenizer should not fail on it; if it does,
-  // the fault is still reported as the body's, at the end of what was read.
-  #tokenized (text: string | typeof none): unknown {
-    try {
-      return this.#tokenize(text as string)
-    } catch (err) {
-      throw invalidJsonError(`stream-json refused the text (${(err as Error).message})`, { offset: this.#bytes })
-    }
-  }
-
-  #take (out: unknown): void {
-    if (out === none || out === undefined) return
-    const tokens = (out as { values: Token[] }).values
+  #take (tokens: readonly Token[]): void {
     for (let k = 0; k < tokens.length; k++) this.#token(tokens[k]!)
     this.#mirror.compact()
   }
