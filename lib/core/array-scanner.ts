@@ -33,7 +33,7 @@ import {
   QUOTE,
   STARTS_SCALAR
 } from './json-bytes.js'
-import { Batcher } from './batcher.js'
+import { Batcher, DESTROYED } from './batcher.js'
 import { tooDeepDetail } from './depth.js'
 import { invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
 import { REMOVED } from './secure-parse.js'
@@ -54,8 +54,6 @@ const CLOSED = 6
 const ELEMENT = 0
 const WHAT = ['an array element', 'a property name', 'a value off the path', 'the JSON value', 'an entry value']
 
-/** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
-const DESTROYED = Symbol('destroyed by onItems')
 const NO_ROOT = Symbol('no top-level value yet')
 
 export class JsonArrayScanner {
@@ -89,10 +87,7 @@ export class JsonArrayScanner {
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
     const checked = resolveEngineOptions(options, ARRAY_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, items => {
-      onItems(items)
-      if (this.#mode === CLOSED) throw DESTROYED
-    })
+    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#mode === CLOSED)
     this.#maxItemSize = checked.maxItemSize
     this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
     this.#maxDepth = checked.maxDepth

@@ -9,16 +9,24 @@
 //
 // What it holds between calls: the items of one batch not yet full, nothing else.
 
+/** Thrown through an engine when its onItems destroyed it, to stop it at once; the engine catches it quietly. */
+export const DESTROYED = Symbol('destroyed by onItems')
+
 export class Batcher {
   readonly size: number
   readonly #onBatch: (items: unknown[]) => void
+  readonly #destroyed: () => boolean
   #batch: unknown[] = []
   #emitted = 0
 
-  /** `onBatch` may throw (an engine stopping because onItems destroyed it): the batch is out. */
-  constructor (size: number, onBatch: (items: unknown[]) => void) {
+  /**
+   * `onBatch` is the engine's onItems; `destroyed` says whether it destroyed the engine, which
+   * then stops with DESTROYED. A batch handed to a throwing onBatch counts as out.
+   */
+  constructor (size: number, onBatch: (items: unknown[]) => void, destroyed: () => boolean) {
     this.size = size
     this.#onBatch = onBatch
+    this.#destroyed = destroyed
   }
 
   /** Items handed out so far. */
@@ -69,5 +77,6 @@ export class Batcher {
   #hand (batch: unknown[]): void {
     this.#emitted += batch.length
     this.#onBatch(batch)
+    if (this.#destroyed()) throw DESTROYED
   }
 }

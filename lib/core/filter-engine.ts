@@ -25,7 +25,7 @@
 
 import { FILTER_KEYS, filterOption, resolveEngineOptions, type FilterEngineOptions, type SecureParseOptions } from './engine-options.js'
 import { REGISTRATION } from '../option-check.js'
-import { Batcher } from './batcher.js'
+import { Batcher, DESTROYED } from './batcher.js'
 import { ByteMirror, MirrorFault } from './byte-mirror.js'
 import { forbiddenPropertyError, invalidJsonError, itemTooLargeError, type LocatedError } from './fault.js'
 import { secureScan } from './secure-parse.js'
@@ -62,8 +62,6 @@ interface Frame {
   drop: boolean
 }
 
-/** Thrown through the engine when onItems destroyed it: it stops at once, quietly. */
-const DESTROYED = Symbol('destroyed by onItems')
 
 export class FilterEngine {
   readonly #batcher: Batcher
@@ -97,10 +95,7 @@ export class FilterEngine {
   constructor (options: FilterEngineOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('FilterEngine needs an onItems callback')
     const checked = resolveEngineOptions(options, FILTER_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, items => {
-      onItems(items)
-      if (this.#closed) throw DESTROYED
-    })
+    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#closed)
     this.#maxItemSize = checked.maxItemSize
     this.#maxDepth = checked.maxDepth
     this.#policy = checked.policy

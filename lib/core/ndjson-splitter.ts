@@ -25,7 +25,7 @@ import { describe, invalid, oneOf, REGISTRATION } from '../option-check.js'
 import type { NdjsonSplitterOptions, RecordFault, SecureParseOptions } from './engine-options.js'
 
 export type { NdjsonSplitterOptions, RecordFault }
-import { Batcher } from './batcher.js'
+import { Batcher, DESTROYED } from './batcher.js'
 import { CarryBuffer } from './carry-buffer.js'
 import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
 import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
@@ -41,8 +41,6 @@ function callbackOption<F> (name: string, value: unknown): F | null {
   return value as F
 }
 
-/** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
-const DESTROYED = Symbol('destroyed by onItems')
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
@@ -75,10 +73,7 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     const checked = resolveEngineOptions(options, SPLITTER_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, items => {
-      onItems(items)
-      if (this.#closed) throw DESTROYED
-    })
+    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#closed)
     this.#maxItemSize = checked.maxItemSize
     this.#policy = checked.policy
     this.#maxDepth = checked.maxDepth

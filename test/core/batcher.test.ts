@@ -1,12 +1,12 @@
 import t from 'tap'
-import { Batcher } from '../../lib/core/batcher.js'
+import { Batcher, DESTROYED } from '../../lib/core/batcher.js'
 import { JsonArrayScanner } from '../../lib/core/array-scanner.js'
 import { FilterEngine } from '../../lib/core/filter-engine.js'
 import { NdjsonSplitter } from '../../lib/core/ndjson-splitter.js'
 
 function batcher (size: number): { b: Batcher, out: unknown[][] } {
   const out: unknown[][] = []
-  return { b: new Batcher(size, batch => { out.push(batch) }), out }
+  return { b: new Batcher(size, batch => { out.push(batch) }, () => false), out }
 }
 
 t.test('items go out in batches of size, in order; flush hands out a short one, and nothing when empty', async t => {
@@ -37,17 +37,26 @@ t.test('a run that is exactly one batch is handed on as it is; others are joined
   t.same(out.at(-1), [7, 8, 9])
 })
 
-t.test('clear forgets the batch being filled; a throwing onBatch still counts its batch as out', async t => {
+t.test('clear forgets the batch being filled; a throwing onBatch still counts its batch as out; one that destroyed the engine stops it', async t => {
   const { b, out } = batcher(2)
   b.push('a')
   b.clear()
   b.flush()
   t.same(out, [])
-  const throwing = new Batcher(2, () => { throw new Error('stop') })
+  const throwing = new Batcher(2, () => { throw new Error('stop') }, () => false)
   throwing.push(1)
   t.throws(() => throwing.push(2), /stop/)
   t.equal(throwing.emitted, 2)
   t.equal(throwing.pending, 0)
+  let destroyed = false
+  const stopping = new Batcher(1, () => { destroyed = true }, () => destroyed)
+  let thrown: unknown = null
+  try {
+    stopping.push(1)
+  } catch (err) {
+    thrown = err
+  }
+  t.equal(thrown, DESTROYED, 'an onBatch that destroyed its engine stops it with DESTROYED')
 })
 
 // The engines cut their batches here, so each hands out batchSize items and a short batch only
