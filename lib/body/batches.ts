@@ -190,9 +190,10 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
     throw source.classify(error)
   } finally {
     engine.destroy()
-    await chunks.return(undefined)
     if (!source.ended) source.destroy()
     finishStats(request, state, source, delivery.items, delivery.batches, poolBefore, log)
+    // What `for await` would do on leaving early: the chunks generator is finished, not left suspended.
+    await chunks.return(undefined)
   }
 }
 
