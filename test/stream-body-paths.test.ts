@@ -152,3 +152,30 @@ t.test('entries and * on NDJSON are a 415; a wrong entries argument is the appli
   const literal = await app.inject({ method: 'POST', url: url('', 'a.*', false), payload: { a: { '*': [1], b: [2] } } })
   t.same(literal.json().items, [1, 2], 'a * segment is a wildcard, not the key "*"')
 })
+
+t.test('a real socket: the short last batch of the array at path reaches the handler before the rest of the body is sent', async t => {
+  const app = await bodyApp(t, { streamThreshold: 0, batchSize: 4 })
+  let gotBatch: (sizes: number[]) => void = () => {}
+  const batchSeen = new Promise<number[]>(resolve => { gotBatch = resolve })
+  app.post('/early', async (request) => {
+    const sizes: number[] = []
+    for await (const batch of request.batches({ path: 'items' })) {
+      sizes.push(batch.length)
+      if (sizes.length === 2) gotBatch([...sizes])
+    }
+    return { sizes }
+  })
+  const base = await listen(app)
+  let sentTail = false
+  async function * pieces (): AsyncGenerator<Buffer> {
+    yield Buffer.from('{"items":[1,2,3,4,5,6],"tail":')
+    // Nothing more is sent until the handler has had the array's last batch.
+    t.same(await batchSeen, [4, 2], 'both batches out while the body is still open')
+    sentTail = true
+    yield Buffer.from('"x"}')
+  }
+  const res = await undiciRequest(`${base}/early`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: Readable.from(pieces()) })
+  t.equal(res.statusCode, 200)
+  t.same(await res.body.json(), { sizes: [4, 2] })
+  t.ok(sentTail)
+})

@@ -1,23 +1,19 @@
 import { Readable } from 'node:stream'
 import type { FastifyRequest } from 'fastify'
-import {
-  FST_NEXURE_BODY_CONSUMED,
-  FST_NEXURE_INVALID_ITEM,
-  FST_NEXURE_UNSUPPORTED_MEDIA_TYPE
-} from '../errors.js'
+import { FST_NEXURE_BODY_CONSUMED, FST_NEXURE_UNSUPPORTED_MEDIA_TYPE } from '../errors.js'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { JsonArrayScanner } from '../core/array-scanner.js'
 import { FilterEngine } from '../core/filter-engine.js'
 import { NdjsonSplitter } from '../core/ndjson-splitter.js'
 import { hasWildcard, valueAt } from '../core/path.js'
 import type { PathFilter, SecureParseOptions } from '../core/engine-options.js'
-import { checkBatchesOptions, type BatchesOptions, type CheckedBatchesOptions, type StreamStats } from '../options.js'
+import type { BatchesOptions, StreamStats } from '../options.js'
+import { checkBatchesOptions, type CheckedBatchesOptions } from './resolve-options.js'
 import type { BodySource } from '../stream/body-source.js'
 import { bodyStateOf, type BodyState } from './state.js'
 import { parseNdjsonBody, scanJsonItems } from '../core/whole-body.js'
 import { SkipLog } from './skipping.js'
-
-type Validate = ((item: unknown) => boolean) & { errors?: Array<{ instancePath?: string, message?: string }> | null }
+import { acceptWith, Delivery, itemValidator } from './delivery.js'
 
 const JSON_EXPECTED = 'a JSON, NDJSON or JSON-sequence body (application/json, application/x-ndjson, application/json-seq)'
 
@@ -29,44 +25,6 @@ function claim (request: FastifyRequest, call: string, expected: string): BodySt
   if (state.consumedBy !== null) throw new FST_NEXURE_BODY_CONSUMED(call, state.consumedBy)
   state.consumedBy = call
   return state
-}
-
-function itemValidator (request: FastifyRequest, state: BodyState): Validate | null {
-  const schema = state.route.itemSchema
-  return schema === null ? null : request.compileValidationSchema(schema) as Validate
-}
-
-function invalidItem (validate: Validate, index: number): Error {
-  const detail = (validate.errors ?? []).map(e => `${e.instancePath === '' || e.instancePath === undefined ? 'item' : e.instancePath} ${e.message ?? 'is invalid'}`).join('; ')
-  return new FST_NEXURE_INVALID_ITEM(index, detail === '' ? 'does not match itemSchema' : detail)
-}
-
-function checkItems (validate: Validate | null, batch: unknown[], firstIndex: number): void {
-  if (validate === null) return
-  for (let i = 0; i < batch.length; i++) {
-    if (!validate(batch[i])) throw invalidItem(validate, firstIndex + i)
-  }
-}
-
-/** Under `onInvalidItem: 'skip'`: the items of `batch` that pass, the others logged. */
-function keepValid (validate: Validate | null, batch: unknown[], firstIndex: number, log: SkipLog): unknown[] {
-  if (validate === null) return batch
-  let kept: unknown[] | null = null
-  for (let i = 0; i < batch.length; i++) {
-    if (validate(batch[i])) {
-      if (kept !== null) kept.push(batch[i])
-    } else {
-      log.add(invalidItem(validate, firstIndex + i), firstIndex + i, null, null)
-      if (kept === null) kept = batch.slice(0, i)
-    }
-  }
-  return kept ?? batch
-}
-
-/** The record splitter's `accept`: the item's schema error, or null. */
-function acceptWith (validate: Validate | null): ((value: unknown, index: number) => Error | null) | null {
-  if (validate === null) return null
-  return (value, index) => validate(value) ? null : invalidItem(validate, index)
 }
 
 function isRecords (state: BodyState): boolean {
@@ -110,12 +68,22 @@ function finishStats (request: FastifyRequest, state: BodyState, source: BodySou
   request.log.debug({ streamStats: stats }, 'nexure: streamed body done')
 }
 
+/** `request.streamStats` of a body read whole under `onInvalidItem: 'skip'`, which reports what it left out. */
+function wholeBodyStats (request: FastifyRequest, state: BodyState, delivery: Delivery, log: SkipLog): void {
+  const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
+  request.streamStats = {
+    bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: delivery.items, batches: delivery.batches,
+    durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
+  }
+}
+
 async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, call: CheckedBatchesOptions): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
+  const records = isRecords(state)
   let items: unknown[]
   let log = state.skipped ?? new SkipLog(state.route.maxSkipped)
-  if (isRecords(state) && skipping && validate !== null) {
+  if (records && skipping && validate !== null) {
     // The records again, with itemSchema, so that a refused one is located by line and offset
     // as when streamed (the parse already left out the ones that are not JSON).
     log = new SkipLog(state.route.maxSkipped)
@@ -127,28 +95,13 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
       accept: acceptWith(validate)
     })
   } else {
-    items = isRecords(state) ? request.body as unknown[] : pick(request, state, policy, call)
+    items = records ? request.body as unknown[] : pick(request, state, policy, call)
   }
-  let yielded = 0
-  let batches = 0
+  const delivery = new Delivery(validate, skipping ? log : null, records && skipping)
   try {
-    for (let i = 0; i < items.length; i += size) {
-      let batch = items.slice(i, i + size)
-      if (!skipping) checkItems(validate, batch, i)
-      else if (!isRecords(state)) batch = keepValid(validate, batch, i, log)
-      if (batch.length === 0) continue
-      yielded += batch.length
-      batches++
-      yield batch as T[]
-    }
+    for (let i = 0; i < items.length; i += size) yield * delivery.drain([items.slice(i, i + size)]) as Generator<T[]>
   } finally {
-    if (skipping) {
-      const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
-      request.streamStats = {
-        bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: yielded, batches,
-        durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
-      }
-    }
+    if (skipping) wholeBodyStats(request, state, delivery, log)
   }
 }
 
@@ -161,22 +114,12 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
  * a streamed body's does (BodySource's YIELD_EVERY).
  */
 async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, filter: PathFilter): AsyncGenerator<T[], void, undefined> {
-  const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   const log = new SkipLog(state.route.maxSkipped)
+  const delivery = new Delivery(itemValidator(request, state), skipping ? log : null, false)
   const ready: unknown[][] = []
   const { maxItemSize, maxDepth } = state.route
   const engine = new FilterEngine({ batchSize: size, maxItemSize, maxDepth, pool: state.plugin.pool, ...policy, filter }, items => ready.push(items))
-  let seen = 0
-  let yielded = 0
-  let batches = 0
-  const checked = (batch: unknown[]): unknown[] => {
-    const first = seen
-    seen += batch.length
-    if (skipping) return keepValid(validate, batch, first, log)
-    checkItems(validate, batch, first)
-    return batch
-  }
   try {
     let fed = 0
     for (const chunk of state.chunks ?? []) {
@@ -184,60 +127,48 @@ async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, 
         if (fed > 0) await nextTurn()
         engine.write(chunk.subarray(at, at + FILTER_PIECE))
         fed += FILTER_PIECE
-        for (const next of ready.splice(0)) {
-          const batch = checked(next)
-          if (batch.length === 0) continue
-          yielded += batch.length
-          batches++
-          yield batch as T[]
-        }
+        yield * delivery.drain(ready) as Generator<T[]>
       }
     }
     engine.end()
-    for (const next of ready.splice(0)) {
-      const batch = checked(next)
-      if (batch.length === 0) continue
-      yielded += batch.length
-      batches++
-      yield batch as T[]
-    }
+    yield * delivery.drain(ready) as Generator<T[]>
   } finally {
     engine.destroy()
-    if (skipping) {
-      const length = state.chunks?.reduce((n, chunk) => n + chunk.length, 0) ?? 0
-      request.streamStats = {
-        bytesReceived: state.contentLength ?? length, bytesDecoded: length, items: yielded, batches,
-        durationMs: 0, poolHits: 0, poolMisses: 0, throttledMs: 0, skipped: log.count, skippedItems: log.items.slice()
-      }
-    }
+    if (skipping) wholeBodyStats(request, state, delivery, log)
   }
 }
 
 const FILTER_PIECE = 32 * 1024
 
+interface Engine {
+  write: (chunk: Uint8Array) => void
+  end: () => void
+  destroy: () => void
+}
+
+/**
+ * Writes the body's next chunk to the engine; false at the end of the body. The chunk is not
+ * held past the write (a `for await` binding would keep it alive while a batch is out).
+ */
+async function feed (chunks: AsyncIterator<Buffer>, engine: Engine): Promise<boolean> {
+  const next = await chunks.next()
+  if (next.done === true) return false
+  engine.write(next.value)
+  return true
+}
+
 async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, source: BodySource, policy: SecureParseOptions, size: number, call: CheckedBatchesOptions): AsyncGenerator<T[], void, undefined> {
   const validate = itemValidator(request, state)
   const skipping = state.route.onInvalidItem === 'skip'
   const log = skipping ? new SkipLog(state.route.maxSkipped) : NOTHING_SKIPPED
-  const ready: unknown[][] = []
-  let current: unknown[] = []
-  const onItems = (items: unknown[]): void => {
-    // The engines hand out fresh arrays of exactly `size` items when they can: pass those on.
-    if (current.length === 0 && items.length === size) {
-      ready.push(items)
-      return
-    }
-    for (const item of items) {
-      current.push(item)
-      if (current.length === size) {
-        ready.push(current)
-        current = []
-      }
-    }
-  }
-  const common = { batchSize: size, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
   const records = isRecords(state)
-  const scanner = records
+  const delivery = new Delivery(validate, skipping ? log : null, records && skipping)
+  // The engines cut the batches (core/batcher.ts): `size` items each, short only where the
+  // streamed array or entries object ends, or the body does.
+  const ready: unknown[][] = []
+  const onItems = (items: unknown[]): void => { ready.push(items) }
+  const common = { batchSize: size, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
+  const engine: Engine = records
     ? new NdjsonSplitter({
       ...common,
       format: state.kind as 'ndjson' | 'json-seq',
@@ -249,47 +180,20 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
       ? new FilterEngine({ ...common, filter: call.filter }, onItems)
       : new JsonArrayScanner({ ...common, path: call.pathText, entries: call.entries }, onItems)
   const poolBefore = state.plugin.pool?.stats ?? { hits: 0, misses: 0 }
-  let items = 0
-  let batches = 0
-  /** Array elements seen (yielded or skipped), for the index of the next one. */
-  let seen = 0
-  const checked = (batch: unknown[]): unknown[] => {
-    const first = seen
-    seen += batch.length
-    if (!skipping) {
-      checkItems(validate, batch, first)
-      return batch
-    }
-    return records ? batch : keepValid(validate, batch, first, log)
-  }
+  const chunks = source.chunks()
   try {
-    for await (const chunk of source.chunks()) {
-      scanner.write(chunk)
-      while (ready.length > 0) {
-        const batch = checked(ready.shift()!)
-        if (batch.length === 0) continue
-        items += batch.length
-        batches++
-        yield batch as T[]
-      }
-    }
-    scanner.end()
-    if (current.length > 0) ready.push(current)
-    current = []
-    for (const next of ready.splice(0)) {
-      const batch = checked(next)
-      if (batch.length === 0) continue
-      items += batch.length
-      batches++
-      yield batch as T[]
-    }
+    while (await feed(chunks, engine)) yield * delivery.drain(ready) as Generator<T[]>
+    engine.end()
+    yield * delivery.drain(ready) as Generator<T[]>
   } catch (error) {
     state.failed = true
     throw source.classify(error)
   } finally {
-    scanner.destroy()
+    engine.destroy()
     if (!source.ended) source.destroy()
-    finishStats(request, state, source, items, batches, poolBefore, log)
+    finishStats(request, state, source, delivery.items, delivery.batches, poolBefore, log)
+    // What `for await` would do on leaving early: the chunks generator is finished, not left suspended.
+    await chunks.return(undefined)
   }
 }
 

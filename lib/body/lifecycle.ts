@@ -1,5 +1,5 @@
 import type { FastifyRequest, onSendHookHandler, preParsingHookHandler, RouteOptions } from 'fastify'
-import { resolveRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { resolveRouteOptions, type ResolvedStreamBodyOptions } from './resolve-options.js'
 import { isStreamPayload } from '../stream/close-connection.js'
 import { decideUnreadRest, drainOrClose, type UnreadBody } from '../stream/unread-body.js'
 import { kReply, kRouteOptions } from '../symbols.js'

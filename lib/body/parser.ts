@@ -12,7 +12,7 @@ import { DECODE_NOW_UP_TO, decodeWhole, decodeWholeNow, parseContentEncoding, ty
 import type { PressureMonitor } from '../stream/pressure.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import type { SecureParseOptions } from '../core/engine-options.js'
-import { resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from '../options.js'
+import { resolveRouteOptions, type ResolvedRouteOptions, type ResolvedStreamBodyOptions } from './resolve-options.js'
 import { readSmallBody } from './small-body.js'
 import { SkipLog } from './skipping.js'
 import type { BodyKind, BodyReader, BodyState } from './state.js'

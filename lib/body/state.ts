@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { BodySource } from '../stream/body-source.js'
-import type { ResolvedRouteOptions, ResolvedStreamBodyOptions } from '../options.js'
+import type { ResolvedRouteOptions, ResolvedStreamBodyOptions } from './resolve-options.js'
 import { kBodyState, kReply, kRouteOptions } from '../symbols.js'
 import type { SkipLog } from './skipping.js'
 

@@ -4,14 +4,10 @@
 // scanner never builds values itself. It only finds where elements begin and end (tracking
 // strings, escapes and nesting depth with a tight loop over the bytes), checks the structure
 // between elements (one comma, JSON whitespace, a closing bracket, nothing after it), and hands
-// a run of whole elements to ONE secure parse call, as the text '[' + elements + ']'. A run is cut
-// at `maxParseBytes` (V8 gives every string above ~128 KiB its own mapping, which costs more
-// than the parse) and at the room left in the current batch.
-//
-// What is kept across chunks: the bytes of the current run and of the element in progress, in a
-// CarryBuffer (a pooled slab, grown only for an element larger than the slab). Never more than
-// one run (< maxParseBytes), one partial element (<= maxItemSize) and the current chunk.
-// A run lying wholly inside the current chunk is decoded from the chunk, with no copy.
+// a run of whole elements to ONE secure parse call (pending-run.ts, which also keeps the bytes a
+// run and the element in progress need across chunks). A run is cut at `maxParseBytes` (V8
+// gives every string above ~128 KiB its own mapping, which costs more than the parse) and at
+// the room left in the batch being filled (batcher.ts), so that a full run is a batch as it is.
 //
 // Everything that is not an element of a streamed array (the path to it, what follows it, and an
 // object streamed as entries) is walked by the PathNavigator (path-navigator.ts), which this
@@ -37,10 +33,11 @@ import {
   QUOTE,
   STARTS_SCALAR
 } from './json-bytes.js'
-import { CarryBuffer } from './carry-buffer.js'
+import { Batcher, DESTROYED } from './batcher.js'
 import { tooDeepDetail } from './depth.js'
-import { invalidJsonError, itemTooLargeError, parseFailure, runFault, type LocatedError } from './fault.js'
-import { REMOVED, secureParse } from './secure-parse.js'
+import { invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
+import { REMOVED } from './secure-parse.js'
+import { PendingRun } from './pending-run.js'
 import { ENTRY, PathNavigator, ROOT, type NavigatorHost, type Purpose } from './path-navigator.js'
 
 // Scanner modes. The first three capture one value; the next two sit between elements of the
@@ -57,17 +54,14 @@ const CLOSED = 6
 const ELEMENT = 0
 const WHAT = ['an array element', 'a property name', 'a value off the path', 'the JSON value', 'an entry value']
 
-/** Thrown through the scanner when onItems destroyed it: it stops at once, quietly. */
-const DESTROYED = Symbol('destroyed by onItems')
+const NO_ROOT = Symbol('no top-level value yet')
 
 export class JsonArrayScanner {
-  readonly #onItems: (items: unknown[]) => void
-  readonly #batchSize: number
+  readonly #batcher: Batcher
   readonly #maxItemSize: number
   readonly #maxParseBytes: number
   readonly #maxDepth: number
   readonly #policy: SecureParseOptions
-  readonly #carry: CarryBuffer
 
   readonly #navigator: PathNavigator
   #mode = NAVIGATE
@@ -83,32 +77,26 @@ export class JsonArrayScanner {
   /** Levels an element of the streamed array may open: maxDepth less the levels around the array. */
   #elementRoom = 0
 
-  #runStart = 0
-  #runEnd = 0
-  #runCount = 0
-  #runFirstItem = 0
+  readonly #run: PendingRun
   /** Elements of the streamed array found so far. */
   #elements = 0
-  #batch: unknown[] = []
-  #itemCount = 0
+  /** The top-level value when it is not an array: the one item, handed out at the end. */
+  #root: unknown = NO_ROOT
   #bytes = 0
-  /** Body offset of the first byte in the carry-over. */
-  #carryStart = 0
 
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
-    this.#onItems = onItems
     const checked = resolveEngineOptions(options, ARRAY_KEYS)
-    this.#batchSize = checked.batchSize
+    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#mode === CLOSED)
     this.#maxItemSize = checked.maxItemSize
     this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
     this.#maxDepth = checked.maxDepth
     this.#policy = checked.policy
-    this.#carry = new CarryBuffer(checked.pool, this.#maxItemSize + this.#maxParseBytes)
+    this.#run = new PendingRun(checked.pool, this.#maxItemSize + this.#maxParseBytes, this.#policy)
     const host: NavigatorHost = {
       capture: (buf, base, i, purpose, levels) => this.#capture(buf, base, i, purpose, levels),
       enterTarget: (i, levels) => this.#enterTarget(i, levels),
-      leaveEntries: () => { if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush() }
+      leaveEntries: () => { if (!this.#navigator.repeats) this.#batcher.flush() }
     }
     const entries = boolean(REGISTRATION, 'entries', options.entries, false)
     this.#navigator = new PathNavigator(host, pathOption(REGISTRATION, 'path', options.path), options.path ?? '', this.#policy, entries)
@@ -121,7 +109,7 @@ export class JsonArrayScanner {
 
   /** Items handed to onItems so far. */
   get itemCount (): number {
-    return this.#itemCount
+    return this.#batcher.emitted
   }
 
   write (chunk: Uint8Array): void {
@@ -149,8 +137,9 @@ export class JsonArrayScanner {
 
   destroy (): void {
     this.#mode = CLOSED
-    this.#batch = []
-    this.#carry.release()
+    this.#batcher.clear()
+    this.#root = NO_ROOT
+    this.#run.release()
   }
 
   // The hot path. State lives in fields between calls; the inner loops keep it in locals.
@@ -265,99 +254,31 @@ export class JsonArrayScanner {
     if (this.#purpose !== ELEMENT) return this.#offPathValueEnd(buf, base, i, start, end)
     this.#elements++
     this.#mode = AFTER_ELEMENT
-    if (this.#runCount > 0 && end - this.#runStart > this.#maxParseBytes) this.#parseRun(buf, base)
-    if (this.#runCount === 0) {
-      this.#runStart = start
-      this.#runFirstItem = this.#elements - 1
-    }
-    this.#runCount++
-    this.#runEnd = end
-    if (end - this.#runStart >= this.#maxParseBytes || this.#runCount >= this.#batchSize - this.#batch.length) {
+    const run = this.#run
+    if (run.count > 0 && end - run.start > this.#maxParseBytes) this.#parseRun(buf, base)
+    run.add(start, end, this.#elements - 1)
+    if (end - run.start >= this.#maxParseBytes || run.count >= this.#batcher.room) {
       this.#parseRun(buf, base)
     }
     return i
   }
 
   #parseRun (buf: Buffer, base: number): void {
-    const start = this.#runStart
-    const end = this.#runEnd
-    const count = this.#runCount
-    this.#runCount = 0
-    const text = this.#text(buf, base, start, end)
-    let items: unknown
-    try {
-      items = secureParse('[' + text + ']', this.#policy)
-    } catch (err) {
-      throw runFault(err, this.#view(buf, base, start, end), start, this.#runFirstItem, count, this.#policy)
-    }
-    const values = items as unknown[]
-    if (values.length !== count) {
-      throw new Error(`nexure bug: found ${count} elements at byte offset ${start} but the parse gave ${values.length}`)
-    }
-    const batch = this.#batch
-    if (batch.length === 0 && count === this.#batchSize) {
-      this.#emit(values)
-      return
-    }
-    for (let k = 0; k < count; k++) batch.push(values[k])
-    if (batch.length >= this.#batchSize) this.#flush()
-  }
-
-  /** Hands the batch being filled to onItems. */
-  #flush (): void {
-    const batch = this.#batch
-    this.#batch = []
-    this.#emit(batch)
-  }
-
-  #emit (items: unknown[]): void {
-    this.#itemCount += items.length
-    this.#onItems(items)
-    if (this.#mode === CLOSED) throw DESTROYED
-  }
-
-  // The text of body bytes [start, end): in the chunk, or starting in the carry-over (which then
-  // takes the chunk's bytes up to `end`, so a multi-byte character split across chunks is whole).
-  #text (buf: Buffer, base: number, start: number, end: number): string {
-    if (start >= base) return buf.toString('utf8', start - base, end - base)
-    const carry = this.#carry
-    const carryEnd = this.#carryStart + carry.length
-    if (end > carryEnd) carry.append(buf, carryEnd - base, end - base)
-    return carry.bytes!.toString('utf8', start - this.#carryStart, end - this.#carryStart)
-  }
-
-  // The bytes [start, end) as a view, for locating a fault (after #text for the same range).
-  #view (buf: Buffer, base: number, start: number, end: number): Buffer {
-    if (start >= base) return buf.subarray(start - base, end - base)
-    return this.#carry.bytes!.subarray(start - this.#carryStart, end - this.#carryStart)
+    this.#batcher.pushRun(this.#run.parse(buf, base))
   }
 
   // At the end of a chunk: keep what a later parse call needs, drop the rest.
   #saveTail (buf: Buffer, base: number): void {
-    const end = base + buf.length
     const valueStart = this.#valueStart
-    if (valueStart >= 0 && end - valueStart > this.#maxItemSize) throw this.#settled(buf, base, this.#tooLarge(valueStart))
-    const carry = this.#carry
-    const pending = this.#runCount > 0 ? this.#runStart : valueStart
-    if (pending < 0) {
-      carry.clear()
-      this.#carryStart = end
-    } else if (pending >= base) {
-      carry.clear()
-      carry.append(buf, pending - base, buf.length)
-      this.#carryStart = pending
-    } else {
-      carry.drop(pending - this.#carryStart)
-      this.#carryStart = pending
-      carry.append(buf, pending + carry.length - base, buf.length)
-    }
+    if (valueStart >= 0 && base + buf.length - valueStart > this.#maxItemSize) throw this.#settled(buf, base, this.#tooLarge(valueStart))
+    this.#run.keepTail(buf, base, valueStart)
   }
 
   // A streamed array ends. Its last batch goes out at once (as the entries object's does) unless
   // a `*` may reach another one.
   #closeTarget (buf: Buffer, base: number, i: number): number {
-    if (this.#runCount > 0) this.#parseRun(buf, base)
-    if (this.#batch.length > 0 && !this.#navigator.repeats) this.#flush()
+    if (this.#run.count > 0) this.#parseRun(buf, base)
+    if (!this.#navigator.repeats) this.#batcher.flush()
     this.#mode = NAVIGATE
     this.#navigator.afterValue()
     return i
@@ -394,18 +315,17 @@ export class JsonArrayScanner {
 
   // A value captured for the navigator is complete; the top-level value and entries are items.
   #offPathValueEnd (buf: Buffer, base: number, i: number, start: number, end: number): number {
-    const text = this.#text(buf, base, start, end)
+    const text = this.#run.text(buf, base, start, end)
     const purpose = this.#purpose as Purpose
     this.#mode = NAVIGATE
     const value = this.#navigator.captured(purpose, text, err => {
-      const bytes = this.#view(buf, base, start, end)
+      const bytes = this.#run.view(buf, base, start, end)
       return parseFailure(err, bytes, 0, bytes.length, start, 0, { item: this.#itemIndex() })
     })
-    if (purpose === ROOT) this.#batch.push(value)
+    if (purpose === ROOT) this.#root = value
     if (purpose !== ENTRY || value === REMOVED) return i
     this.#elements++
-    this.#batch.push(value)
-    if (this.#batch.length >= this.#batchSize) this.#flush()
+    this.#batcher.push(value)
     return i
   }
 
@@ -414,7 +334,8 @@ export class JsonArrayScanner {
       this.#valueEnd(EMPTY, this.#bytes, 0)
     }
     if (this.#mode === NAVIGATE && this.#navigator.finished) {
-      if (this.#batch.length > 0) this.#flush()
+      if (this.#root !== NO_ROOT) this.#batcher.push(this.#root)
+      this.#batcher.flush()
       return
     }
     if (this.#mode === NAVIGATE) {
@@ -430,7 +351,7 @@ export class JsonArrayScanner {
   // waiting for their parse call: a fault among them comes first in the body, and reporting the
   // first fault keeps the error the same whatever batchSize and maxParseBytes are.
   #settled (buf: Buffer, base: number, err: LocatedError): LocatedError {
-    if (this.#runCount > 0) this.#parseRun(buf, base)
+    if (this.#run.count > 0) this.#parseRun(buf, base)
     return err
   }
 

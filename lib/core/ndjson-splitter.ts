@@ -25,6 +25,7 @@ import { describe, invalid, oneOf, REGISTRATION } from '../option-check.js'
 import type { NdjsonSplitterOptions, RecordFault, SecureParseOptions } from './engine-options.js'
 
 export type { NdjsonSplitterOptions, RecordFault }
+import { Batcher, DESTROYED } from './batcher.js'
 import { CarryBuffer } from './carry-buffer.js'
 import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
 import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
@@ -40,8 +41,6 @@ function callbackOption<F> (name: string, value: unknown): F | null {
   return value as F
 }
 
-/** Thrown through the splitter when onItems destroyed it: it stops at once, quietly. */
-const DESTROYED = Symbol('destroyed by onItems')
 
 const NEWLINE = 0x0a
 const RETURN = 0x0d
@@ -51,8 +50,7 @@ const RECORD_SEPARATOR = 0x1e
 const BEFORE_FIRST_RS = 'A JSON text sequence must start each record with RS (0x1E)'
 
 export class NdjsonSplitter {
-  readonly #onItems: (items: unknown[]) => void
-  readonly #batchSize: number
+  readonly #batcher: Batcher
   readonly #maxItemSize: number
   readonly #maxDepth: number
   readonly #policy: SecureParseOptions
@@ -63,8 +61,6 @@ export class NdjsonSplitter {
   readonly #sequence: boolean
   readonly #skip: ((error: LocatedError, fault: RecordFault) => void) | null
   readonly #accept: ((value: unknown, index: number) => Error | null) | null
-  #batch: unknown[] = []
-  #itemCount = 0
   /** Non-blank records seen, kept or left out. */
   #records = 0
   #bytes = 0
@@ -76,9 +72,8 @@ export class NdjsonSplitter {
 
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
-    this.#onItems = onItems
     const checked = resolveEngineOptions(options, SPLITTER_KEYS)
-    this.#batchSize = checked.batchSize
+    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#closed)
     this.#maxItemSize = checked.maxItemSize
     this.#policy = checked.policy
     this.#maxDepth = checked.maxDepth
@@ -98,7 +93,7 @@ export class NdjsonSplitter {
 
   /** Items handed to onItems so far. */
   get itemCount (): number {
-    return this.#itemCount
+    return this.#batcher.emitted
   }
 
   write (chunk: Uint8Array): void {
@@ -117,7 +112,7 @@ export class NdjsonSplitter {
     try {
       const carry = this.#carry
       if (carry.length > 0) this.#parseLine(carry.bytes!, 0, carry.length)
-      if (this.#batch.length > 0) this.#emit()
+      this.#batcher.flush()
     } catch (err) {
       if (err !== DESTROYED) throw err
     } finally {
@@ -127,7 +122,7 @@ export class NdjsonSplitter {
 
   destroy (): void {
     this.#closed = true
-    this.#batch = []
+    this.#batcher.clear()
     this.#carry.release()
   }
 
@@ -217,8 +212,7 @@ export class NdjsonSplitter {
         } else {
           // The usual case, inline: this loop is the NDJSON hot path.
           this.#records++
-          this.#batch.push(value)
-          if (this.#batch.length >= this.#batchSize) this.#emit()
+          this.#batcher.push(value)
         }
       }
       from = newline + 1
@@ -272,8 +266,7 @@ export class NdjsonSplitter {
         return
       }
     }
-    this.#batch.push(value)
-    if (this.#batch.length >= this.#batchSize) this.#emit()
+    this.#batcher.push(value)
   }
 
   /** A record that is not valid JSON: thrown, or handed to `skip` and left out. */
@@ -288,14 +281,6 @@ export class NdjsonSplitter {
 
   #where (offset: number) {
     return { offset, ...this.#unit() }
-  }
-
-  #emit (): void {
-    const batch = this.#batch
-    this.#batch = []
-    this.#itemCount += batch.length
-    this.#onItems(batch)
-    if (this.#closed) throw DESTROYED
   }
 
   #tooLarge () {

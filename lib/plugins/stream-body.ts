@@ -12,9 +12,9 @@ import {
   JSON_SEQ_CONTENT_TYPES,
   JSON_SUFFIX_CONTENT_TYPE,
   NDJSON_CONTENT_TYPES,
-  normalizeStreamBodyOptions,
   type StreamBodyOptions
 } from '../options.js'
+import { normalizeStreamBodyOptions } from '../body/resolve-options.js'
 import { kBodyState, kReply } from '../symbols.js'
 import '../body/types.js'
 
