@@ -11,7 +11,7 @@ const FORBIDDEN_MESSAGE = 'Object contains forbidden prototype property'
  * value cut from it may be one plain `JSON.parse`: checked once for a run of NDJSON lines, where
  * secure-json-parse would run its two regular expressions over every line (a 10 KB body of 50
  * lines: 100 calls instead of 1). A key spelled with escapes (`\u005f_proto__`) holds `\u`.
- * Three `indexOf` calls rather than one `/__proto__|constructor|\\u/`: V8 searches a fixed
+ * Three `includes()` rather than one `/__proto__|constructor|\\u/`: V8 searches a fixed
  * string faster than it runs an alternation (10 KB of NDJSON: 3.8 us instead of 6.4; 100 KB of
  * JSON: 40 us instead of 63; `node` microbenchmark, median of 11).
  */

@@ -36,7 +36,11 @@ export function startUpload (plugin: ResolvedUploadOptions): onRequestHookHandle
 function start (request: FastifyRequest, reply: FastifyReply, options: ResolvedUploadOptions): void {
   const state = new UploadState(request, reply, options)
   request[kUploadState] = state
-  reply.raw.once('finish', () => { void finishUpload(request, reply, state) })
+  reply.raw.once('finish', () => {
+    finishUpload(request, reply, state).catch((error: unknown) => {
+      request.log.error({ err: error }, 'nexure: the cleanup after the answer failed')
+    })
+  })
   // A dropped connection never finishes the response: these make cleanup unconditional. A
   // request whose response never went out has failed: what it stored is removed too.
   request.raw.once('close', () => {
