@@ -11,6 +11,11 @@
 // - a released slab is zero-filled before it can be handed out again;
 // - at most `maxPooled` free slabs are kept; the rest are dropped for the GC to take.
 
+import { nonNegativeInteger, positiveInteger, scopeOf } from '../option-check.js'
+
+/** Where a wrong pool option is named: `slabSize of new BufferPool()`. */
+const POOL_OPTIONS = scopeOf('', ' of new BufferPool()')
+
 export interface BufferPoolOptions {
   /**
    * Size in bytes of every slab.
@@ -51,15 +56,8 @@ export class BufferPool {
   #refused = 0
 
   constructor (options: BufferPoolOptions = {}) {
-    const { slabSize = 64 * 1024, maxPooled = 10 } = options
-    if (!Number.isSafeInteger(slabSize) || slabSize < 1) {
-      throw new RangeError(`BufferPool slabSize must be a positive integer, got ${String(slabSize)}`)
-    }
-    if (!Number.isSafeInteger(maxPooled) || maxPooled < 0) {
-      throw new RangeError(`BufferPool maxPooled must be a non-negative integer, got ${String(maxPooled)}`)
-    }
-    this.slabSize = slabSize
-    this.maxPooled = maxPooled
+    this.slabSize = positiveInteger(POOL_OPTIONS, 'slabSize', options.slabSize, 64 * 1024)
+    this.maxPooled = nonNegativeInteger(POOL_OPTIONS, 'maxPooled', options.maxPooled, 10)
   }
 
   /** Hands out a slab of `slabSize` bytes. Its content is zeros (fresh or zero-filled on release). */

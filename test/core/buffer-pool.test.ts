@@ -83,7 +83,11 @@ t.test('maxPooled 0 turns pooling off', async t => {
 })
 
 t.test('invalid options are refused at construction', async t => {
-  t.throws(() => new BufferPool({ slabSize: 0 }), RangeError)
-  t.throws(() => new BufferPool({ slabSize: 1.5 }), RangeError)
-  t.throws(() => new BufferPool({ maxPooled: -1 }), RangeError)
+  // The one option checker's error and wording, as for every other option.
+  t.throws(() => new BufferPool({ slabSize: 0 }), { code: 'FST_NEXURE_INVALID_OPTION', message: /slabSize of new BufferPool\(\): expected a positive integer, got 0/ })
+  t.throws(() => new BufferPool({ slabSize: 1.5 }), { code: 'FST_NEXURE_INVALID_OPTION', message: /slabSize of new BufferPool\(\)/ })
+  t.throws(() => new BufferPool({ maxPooled: -1 }), { code: 'FST_NEXURE_INVALID_OPTION', message: /maxPooled of new BufferPool\(\): expected a non-negative integer, got -1/ })
+  t.throws(() => new BufferPool({ maxPooled: '3' as unknown as number }), { code: 'FST_NEXURE_INVALID_OPTION', message: /got "3"/ })
+  t.same(new BufferPool({}).slabSize, 64 * 1024, 'the defaults')
+  t.same(new BufferPool().maxPooled, 10)
 })
