@@ -89,7 +89,10 @@ t.test('backpressure: with nobody asking, the payload is paused once highWaterMa
   await sleep(300)
   const heldAt = reader.bytes
   t.equal(payload.readableFlowing, false, 'the payload is paused')
-  t.ok(payload.readableLength <= 64 * 1024, `the payload's own buffer stays small (${payload.readableLength} bytes)`)
+  // Node's HTTP parser may push one more socket read past the request's highWaterMark before it
+  // stops (Node 22 and 24: 114,656 bytes seen, their streams' default highWaterMark is 64 KiB):
+  // small either way against the 32 MB the client has to send.
+  t.ok(payload.readableLength <= 256 * 1024, `the payload's own buffer stays small (${payload.readableLength} bytes)`)
   t.ok(heldAt < 8 * 1024 * 1024, `the client is held back by the socket: ${heldAt} of 32 MiB arrived`)
   await sleep(200)
   t.ok(reader.bytes - heldAt < 128 * 1024, 'nothing more is read while nobody asks')
