@@ -61,7 +61,7 @@ function parseWhole (state: BodyState, chunks: readonly Buffer[], length: number
     case 'ndjson':
     case 'json-seq': {
       // The usual NDJSON body: lines cut from its text, no splitter built.
-      if (state.kind === 'ndjson' && state.route.onInvalidItem !== 'skip' && length <= maxItemSize) return parseNdjsonWhole(chunks, policy, maxDepth)
+      if (state.kind === 'ndjson' && state.route.onInvalidItem !== 'skip' && length <= maxItemSize) return parseNdjsonWhole(chunks, length, policy, maxDepth)
       // Otherwise one pass of the splitter over the records, which checks their sizes as it goes.
       const log = state.route.onInvalidItem === 'skip' ? (state.skipped = new SkipLog(state.route.maxSkipped)) : null
       return parseNdjsonBody(chunks, {

@@ -30,6 +30,7 @@ import { CarryBuffer } from './carry-buffer.js'
 import { depthFault, depthFaultInBytes, tooDeepDetail } from './depth.js'
 import { byteOffsetOfChar, invalidJsonError, itemTooLargeError, parseFailure, type LocatedError } from './fault.js'
 import { mayPoison, secureParse } from './secure-parse.js'
+import { utf8Text } from './utf8.js'
 
 /** The splitter's own options beside those both engines take. */
 const SPLITTER_KEYS: ReadonlySet<string> = new Set([...NDJSON_KEYS, 'format', 'skip', 'accept'])
@@ -172,7 +173,7 @@ export class NdjsonSplitter {
   // the string, which costs less than one decode per line. Byte offsets are worked out only for
   // an error.
   #parseLines (bytes: Buffer, start: number, end: number): void {
-    const text = bytes.toString('utf8', start, end)
+    const text = utf8Text(bytes, start, end)
     const plain = !mayPoison(text, this.#policy)
     const length = text.length
     const separator = this.#separatorChar

@@ -13,6 +13,7 @@ import { CarryBuffer } from './carry-buffer.js'
 import type { SecureParseOptions } from './engine-options.js'
 import { runFault } from './fault.js'
 import { secureParse } from './secure-parse.js'
+import { utf8Text } from './utf8.js'
 
 export class PendingRun {
   /** Elements in the run. */
@@ -65,11 +66,11 @@ export class PendingRun {
   // The text of body bytes [start, end): in the chunk, or starting in the carry-over (which then
   // takes the chunk's bytes up to `end`, so a multi-byte character split across chunks is whole).
   text (buf: Buffer, base: number, start: number, end: number): string {
-    if (start >= base) return buf.toString('utf8', start - base, end - base)
+    if (start >= base) return utf8Text(buf, start - base, end - base)
     const carry = this.#carry
     const carryEnd = this.#carryStart + carry.length
     if (end > carryEnd) carry.append(buf, carryEnd - base, end - base)
-    return carry.bytes!.toString('utf8', start - this.#carryStart, end - this.#carryStart)
+    return utf8Text(carry.bytes!, start - this.#carryStart, end - this.#carryStart)
   }
 
   /** The bytes [start, end) as a view, for locating a fault (after `text` for the same range). */

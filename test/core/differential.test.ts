@@ -277,7 +277,7 @@ t.test('NDJSON: same items and the same failing line as the reference', async t 
     for (const chunks of [[body], [body.subarray(0, a), body.subarray(a, b), body.subarray(b)]]) {
       let whole: Outcome
       try {
-        whole = { items: parseNdjsonWhole(chunks, { protoAction: 'error', constructorAction: 'error' }, 1000) }
+        whole = { items: parseNdjsonWhole(chunks, body.length, { protoAction: 'error', constructorAction: 'error' }, 1000) }
       } catch (err) {
         const coded = err as Error & { code: string, offset: number, line: number }
         whole = { code: coded.code }
