@@ -12,6 +12,7 @@ import type { BufferPool } from './buffer-pool.js'
 import { CarryBuffer } from './carry-buffer.js'
 import type { SecureParseOptions } from './engine-options.js'
 import { runFault } from './fault.js'
+import { nestedDeeperThan } from './depth.js'
 import { secureParse } from './secure-parse.js'
 import { utf8Text } from './utf8.js'
 
@@ -60,6 +61,24 @@ export class PendingRun {
     if (values.length !== count) {
       throw new Error(`nexure bug: found ${count} elements at byte offset ${start} but the parse gave ${values.length}`)
     }
+    return values
+  }
+
+  /**
+   * The run, then the bytes [from, end) guessed to be whole elements (the array scanner's
+   * `#parseGuessed`), parsed with one call: the values, and the run is empty after; or null when
+   * they do not parse or nest more than `levels` levels (the array around them counts), and the
+   * run is kept as it was.
+   */
+  parseGuess (buf: Buffer, base: number, from: number, end: number, levels: number): unknown[] | null {
+    let values: unknown[]
+    try {
+      values = secureParse('[' + this.text(buf, base, this.count > 0 ? this.start : from, end) + ']', this.#policy) as unknown[]
+    } catch {
+      return null
+    }
+    if (nestedDeeperThan(values, levels)) return null
+    this.count = 0
     return values
   }
 

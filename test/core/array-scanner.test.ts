@@ -234,6 +234,53 @@ t.test('one parse call per run, bounded by maxParseBytes; a larger element is pa
   t.ok(texts.length <= Math.ceil(body.length / 1024) + 7, `${texts.length} parse calls for ${body.length} bytes`)
 })
 
+// Object elements are parsed on a guess: from an element's '{' to the last '},' of the window
+// after it, one parse call, no byte walked. A guess that is wrong (a '},' inside a string or
+// a nested object), a fault, a poisoned key or a value too deep inside the window must answer
+// exactly as the scanner walking every byte does: fed byte by byte, no guess is ever made, and
+// `yields`/`rejects` hold every chunking to the same answer.
+t.test('object elements parsed on a guess answer as the byte-by-byte scanner', async t => {
+  yields(t, '[{"a":"},"},{"b":1},{"c":"x},{"}]', [{ a: '},' }, { b: 1 }, { c: 'x},{' }])
+  yields(t, '[{"a":{"b":1},"c":2},{"d":[{"e":1},{"f":2}]},{"g":"}"}]', [{ a: { b: 1 }, c: 2 }, { d: [{ e: 1 }, { f: 2 }] }, { g: '}' }])
+  yields(t, '[1,{"a":1},"s",{"b":2},[{"c":3},{"d":4}],{"e":5}]', [1, { a: 1 }, 's', { b: 2 }, [{ c: 3 }, { d: 4 }], { e: 5 }])
+  // levels: the array 1, the element 2, then 3, 4, and the '[' at offset 16 opens a fifth.
+  rejects(t, '[{"a":1},{"b":[[[1]]]},{"c":1}]', { code: 'FST_NEXURE_INVALID_JSON', item: 1, offset: 16, message: /maxDepth/ }, { maxDepth: 4 })
+  yields(t, '[{"a":1},{"b":[[1]]},{"c":1}]', [{ a: 1 }, { b: [[1]] }, { c: 1 }], { maxDepth: 4 })
+  rejects(t, '[{"a":1},{"b":tru},{"c":1}]', { code: 'FST_NEXURE_INVALID_JSON', item: 1 })
+  rejects(t, '[{"a":1},{"b":{"__proto__":{}}},{"c":1}]', { code: 'FST_NEXURE_FORBIDDEN_PROPERTY', item: 1 })
+  yields(t, '[{"a":1},{"__proto__":{"x":1},"b":2},{"c":1}]', [{ a: 1 }, { b: 2 }, { c: 1 }], { protoAction: 'remove' })
+  rejects(t, '[{"a":1},{"b":"xxxxxxxxxx"},{"c":1}]', { code: 'FST_NEXURE_ITEM_TOO_LARGE', item: 1, offset: 9 }, { maxItemSize: 12 })
+  yields(t, '[{"a":1},{"b":"xxxxxxxxx"},{"c":1}]', [{ a: 1 }, { b: 'xxxxxxxxx' }, { c: 1 }], { maxItemSize: 18 })
+  const many = Array.from({ length: 40 }, (_, k) => ({ k }))
+  for (const batchSize of [1, 3, 7, 40, 100]) {
+    const result = scan([Buffer.from(JSON.stringify(many))], { batchSize })
+    t.same(result.items, many)
+    const sizes = Array.from({ length: Math.ceil(40 / batchSize) }, (_, k) => Math.min(batchSize, 40 - k * batchSize))
+    t.same(result.batches, sizes, `batches of ${batchSize}`)
+  }
+})
+
+t.test('guesses that keep missing stop: the scanner walks the bytes, at one parse call per run', async t => {
+  // Every '},' is inside a string, the elements being separated by ' ,': each guess misses.
+  const elements = Array.from({ length: 3000 }, (_, k) => JSON.stringify({ s: `},${k}` }))
+  const body = Buffer.from('[' + elements.join(' ,') + ']')
+  const texts: number[] = []
+  const parse = JSON.parse
+  JSON.parse = ((text: string, reviver?: (key: string, value: unknown) => unknown) => {
+    texts.push(text.length)
+    return parse(text, reviver)
+  }) as typeof JSON.parse
+  let result: Collected
+  try {
+    result = scan([body], { maxParseBytes: 1024, batchSize: 10000 })
+  } finally {
+    JSON.parse = parse
+  }
+  t.equal(result.error, undefined)
+  t.equal(result.items.length, 3000)
+  t.ok(texts.length <= Math.ceil(body.length / 1000) + 8, `${texts.length} parse calls for ${body.length} bytes (8 guesses missed at most)`)
+})
+
 t.test('batches hold batchSize items, the last one fewer', async t => {
   const body = Buffer.from(JSON.stringify(Array.from({ length: 10 }, (_, k) => k)))
   for (const { name, chunks } of chunkings(body)) {
