@@ -21,8 +21,9 @@ const HELP = `Usage: npm run bench -- [options]
   --sizes LIST              body sizes, e.g. 100KB,5MB,50MB,500MB (the default; KB = 1024 bytes)
   --runs N                  fresh server processes per size and approach, each measured cold and
                             warm (default: 5 up to 5MB, 3 up to 50MB, 1 above)
-  --warmups N               requests between the cold and the warm measurement (default: 2;
-                            their bodies are the measured size, at most 20MB)
+  --warmups N               requests between the cold and the warm measurement (default: as
+                            many as carry 40MB, 2 to 20; their bodies are the measured size,
+                            at most 20MB)
   --approaches LIST         standard,naive,nexure (the default)
   --max-old-space-size MB   V8 heap limit of the server processes (default: Node's own)
   --quick                   a smoke run: 100KB,2MB,10MB, fewer runs (about a minute)
@@ -41,14 +42,20 @@ const QUICK_SIZES = '100KB,2MB,10MB'
 // Warm-up bodies are the measured size up to this: enough to warm every approach's streaming
 // code (JIT tiers, pools, V8's heap sizing) without doubling the time of a 500MB run.
 const WARMUP_MAX_BYTES = 20 * 1024 * 1024
-const DEFAULT_WARMUPS = 2
+// By default, warm-up requests carry about this much in all (at least 2, at most 20): two 2 MB
+// bodies leave the JIT cold (nexure's 2 MB warm time was 111-137 ms after 2 requests, 34 ms in
+// steady state, 20 requests after 4, on the same machine that day), and a long-running server
+// has seen far more than that.
+const WARMUP_TOTAL_BYTES = 40 * 1024 * 1024
+const MAX_WARMUPS = 20
 
 interface Settings {
   sizes: number[]
   approaches: Approach[]
   runsFor: (size: number) => number
   explicitRuns: boolean
-  warmups: number
+  /** Warm-up requests before the warm measurement of a body of `size` bytes. */
+  warmupsFor: (size: number) => number
   maxOldSpaceSizeMB: number | null
   outDir: string
   docs: boolean
@@ -83,8 +90,13 @@ function readSettings (argv: string[]): Settings | null {
     runs = Number(values.runs)
     if (!Number.isInteger(runs) || runs < 1 || runs > 100) throw new Error(`--runs must be an integer from 1 to 100, got ${values.runs}`)
   }
-  const warmups = Number(values.warmups ?? DEFAULT_WARMUPS)
-  if (!Number.isInteger(warmups) || warmups < 1 || warmups > 20) throw new Error(`--warmups must be an integer from 1 to 20, got ${values.warmups ?? ''}`)
+  let warmups: number | null = null
+  if (values.warmups !== undefined) {
+    warmups = Number(values.warmups)
+    if (!Number.isInteger(warmups) || warmups < 1 || warmups > MAX_WARMUPS) throw new Error(`--warmups must be an integer from 1 to ${MAX_WARMUPS}, got ${values.warmups}`)
+  }
+  const defaultWarmups = (size: number): number =>
+    Math.min(MAX_WARMUPS, Math.max(2, Math.ceil(WARMUP_TOTAL_BYTES / Math.min(size, WARMUP_MAX_BYTES))))
   let maxOldSpaceSizeMB: number | null = null
   if (values['max-old-space-size'] !== undefined) {
     maxOldSpaceSizeMB = Number(values['max-old-space-size'])
@@ -98,7 +110,7 @@ function readSettings (argv: string[]): Settings | null {
     approaches,
     runsFor: size => runs ?? defaultRuns(size),
     explicitRuns: runs !== null,
-    warmups,
+    warmupsFor: size => warmups ?? defaultWarmups(size),
     maxOldSpaceSizeMB,
     outDir: path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results')),
     docs: values.docs === true,
@@ -119,7 +131,7 @@ async function measureOnce (approach: Approach, size: number, settings: Settings
     args: [approach, String(size + 1024)],
     maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB,
     job: baseUrl => ({ kind: 'json', url: `${baseUrl}${ROUTE}`, size, timeoutMs }),
-    warmups: Array.from({ length: settings.warmups }, () =>
+    warmups: Array.from({ length: settings.warmupsFor(size) }, () =>
       (baseUrl: string) => sendJsonArray({ kind: 'json', url: `${baseUrl}${ROUTE}`, size: warmupSize, timeoutMs }))
   })
 }
@@ -159,7 +171,8 @@ async function main (): Promise<number> {
   progress(`sizes ${settings.sizes.map(formatSize).join(', ')}; server processes per size ${settings.sizes.map(s => `${formatSize(s)}: ${settings.runsFor(s)}`).join(', ')}` +
     `; server heap limit ${settings.maxOldSpaceSizeMB === null ? "Node's default" : `${settings.maxOldSpaceSizeMB} MB`}`)
   if (!settings.explicitRuns) progress('fewer runs at larger sizes, to keep the run short on a 2-core machine (--runs N to change)')
-  progress(`each run: a fresh server process, the measured request (cold), ${settings.warmups} warm-up request(s) of the same size up to ${formatSize(WARMUP_MAX_BYTES)}, ` +
+  progress(`each run: a fresh server process, the measured request (cold), warm-up requests of the same size up to ${formatSize(WARMUP_MAX_BYTES)} ` +
+    `(${settings.sizes.map(s => `${formatSize(s)}: ${settings.warmupsFor(s)}`).join(', ')}), ` +
     'the measured request again (warm); measured requests come from a separate client process; approaches alternate')
 
   const cells: CellResult[] = []
@@ -210,7 +223,7 @@ async function main (): Promise<number> {
     date,
     command: ['npm run bench', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: host,
-    settings: { sizes: settings.sizes, approaches: settings.approaches, maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB, warmupRequests: settings.warmups, warmupBytes: WARMUP_MAX_BYTES },
+    settings: { sizes: settings.sizes, approaches: settings.approaches, maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB, warmupRequests: Object.fromEntries(settings.sizes.map(s => [String(s), settings.warmupsFor(s)])), warmupBytes: WARMUP_MAX_BYTES },
     cells,
     durationMs: performance.now() - started,
     ok: cells.every(c => c.failure === null || c.failureExpected)

@@ -54,8 +54,8 @@ export interface BenchReport {
     sizes: number[]
     approaches: Approach[]
     maxOldSpaceSizeMB: number | null
-    /** Requests between the cold and the warm measurement, and the largest of their bodies. */
-    warmupRequests: number
+    /** Requests between the cold and the warm measurement, per body size in bytes, and the largest of their bodies. */
+    warmupRequests: Record<string, number>
     warmupBytes: number
   }
   cells: CellResult[]

@@ -123,12 +123,13 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
     ok: boolean
     version: number
     machine: { node: string, v8?: string }
-    settings: { warmupRequests: number }
+    settings: { warmupRequests: Record<string, number> }
     cells: Array<{ approach: string, sizeBytes: number, items: number, failure: string | null, cold: { runs: Run[], median: Run | null }, warm: { runs: Run[], median: Run | null } }>
   }
   t.equal(report.ok, true, 'no approach failed', { stderr: stderr.slice(-2000) })
   t.equal(report.version, 2)
-  t.equal(report.settings.warmupRequests, 2, 'two warm-up requests by default')
+  // By default, warm-up requests carry 40 MB in all, 2 to 20 of them: 20 at both sizes here.
+  t.same(report.settings.warmupRequests, { 102400: 20, 1228800: 20 }, 'warm-up requests by volume by default')
   t.same(report.cells.map(c => `${c.approach}@${c.sizeBytes}`).sort(),
     ['naive@102400', 'naive@1228800', 'nexure@102400', 'nexure@1228800', 'standard@102400', 'standard@1228800'])
   for (const cell of report.cells) {
@@ -143,7 +144,7 @@ t.test('the compiled bench runs every approach and records correct counts', asyn
   }
   t.match(stdout, /\| Size \| Approach \| Runs \| Cold time \(ms\) \| Warm time \(ms\) \| Warm MB\/s \| Peak RSS cold \/ warm \(MB\) \| Peak heap cold \/ warm \(MB\) \| vs Standard, cold \| vs Standard, warm \|/)
   t.match(stdout, /\| 1\.2MB \| nexure \| 1 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \/ [\d.]+ \| [\d.]+ \/ [\d.]+ \| speed [\d.]+x, RSS [\d.]+x \| speed [\d.]+x, RSS [\d.]+x \|/)
-  t.match(stderr, /each run: a fresh server process, the measured request \(cold\), 2 warm-up request\(s\)/)
+  t.match(stderr, /each run: a fresh server process, the measured request \(cold\), warm-up requests of the same size up to 20MB \(100KB: 20, 1.2MB: 20\)/)
   // Memory figures depend on the Node.js line (V8 sizes its heap differently from one to the
   // next): the header, the footer under the table and the results say which one ran.
   const runsOn = `Node ${process.version} (V8 ${process.versions.v8}) on `
