@@ -9,16 +9,16 @@
 // gives every string above ~128 KiB its own mapping, which costs more than the parse) and at
 // the room left in the batch being filled (batcher.ts), so that a full run is a batch as it is.
 //
-// Walking the bytes costs a third of the engine's time. Where an element is an object, the
-// scanner first guesses instead: the elements run from its '{' to the last '},' of the window
-// (maxParseBytes, at most maxItemSize) after it, found by a native `lastIndexOf`, and those bytes
-// are parsed with the run before them, unwalked. A guess that parses is right: a '},' inside a
-// string or a nested object leaves the text unbalanced, which JSON.parse refuses; the parsed
-// values' depth is checked, and no element can be larger than the window. A guess that fails (or
-// a fault, a poisoned key or a value too deep) costs one parse call and the scanner walks those
-// bytes as before, to report the fault where it is; after MAX_MISSED_GUESSES, it stops guessing.
-// A 5 MB array of rows: 1.26-1.30x the engine that walks every byte (Node 20, same process,
-// alternating rounds; `npm run bench:parse` for the kit's figures).
+// Walking the bytes costs a third of the engine's time. Where an element is an object (or an
+// array), the scanner first guesses instead: the elements run from its '{' to the last '},'
+// (from its '[' to the last '],') of the window after it (maxParseBytes, at most maxItemSize),
+// found by a native `lastIndexOf`, and those bytes are parsed with the run before them,
+// unwalked. A guess that parses is right: a '},' inside a string or a nested value leaves the
+// text unbalanced, which JSON.parse refuses; the parsed values' depth is checked, and no element
+// can be larger than the window. A guess that fails (or a fault, a poisoned key or a value too
+// deep) costs one parse call and the scanner walks those bytes as before, to report the fault
+// where it is; after MAX_MISSED_GUESSES, it stops guessing. A 5 MB array of rows: 1.26-1.30x
+// the engine that walks every byte (Node 20, same process, alternating rounds).
 //
 // Everything that is not an element of a streamed array (the path to it, what follows it, and an
 // object streamed as entries) is walked by the PathNavigator (path-navigator.ts), which this
@@ -67,8 +67,10 @@ const WHAT = ['an array element', 'a property name', 'a value off the path', 'th
 
 const NO_ROOT = Symbol('no top-level value yet')
 
-// A guessed run ends at a '}' followed by a comma; guesses stop after this many that missed.
-const CLOSE_THEN_COMMA = Buffer.from('},')
+// A guessed run of objects ends at a '}' followed by a comma, one of arrays at a ']'; guesses
+// stop after this many that missed.
+const OBJECT_THEN_COMMA = Buffer.from('},')
+const ARRAY_THEN_COMMA = Buffer.from('],')
 const MAX_MISSED_GUESSES = 8
 
 export class JsonArrayScanner {
@@ -219,8 +221,8 @@ export class JsonArrayScanner {
         let c = buf[i]!
         while (isWhitespace(c) && ++i < n) c = buf[i]!
         if (i >= n) break
-        if (c === OPEN_BRACE && base + i >= this.#guessFrom && this.#elementRoom >= 1) {
-          const end = this.#parseGuessed(buf, base, i)
+        if ((c === OPEN_BRACE || c === OPEN_BRACKET) && base + i >= this.#guessFrom && this.#elementRoom >= 1) {
+          const end = this.#parseGuessed(buf, base, i, c === OPEN_BRACE ? OBJECT_THEN_COMMA : ARRAY_THEN_COMMA)
           if (end !== -1) {
             i = end
             continue
@@ -295,16 +297,16 @@ export class JsonArrayScanner {
     this.#batcher.pushRun(this.#run.parse(buf, base))
   }
 
-  // Object elements from the '{' at buf[i] to the last '},' of the window after it, parsed
+  // Elements from the '{' (or '[') at buf[i] to the last '},' ('],') of the window after it, parsed
   // with the run before them in one call, no byte of them walked (see the top of the file).
   // Returns where scanning goes on (the comma after them), or -1 when the chunk has no such
   // '},' or the guess did not parse, and the scanner walks those bytes itself.
-  #parseGuessed (buf: Buffer, base: number, i: number): number {
+  #parseGuessed (buf: Buffer, base: number, i: number, needle: Buffer): number {
     const run = this.#run
     const pending = run.count
     const room = Math.min(this.#guessWindow, this.#maxParseBytes - (pending > 0 ? base + i - run.start : 0))
     const limit = Math.min(buf.length, i + room)
-    const close = limit - 2 < i ? -1 : buf.lastIndexOf(CLOSE_THEN_COMMA, limit - 2)
+    const close = limit - 2 < i ? -1 : buf.lastIndexOf(needle, limit - 2)
     if (close < i) {
       this.#guessFrom = base + limit
       return -1

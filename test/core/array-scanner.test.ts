@@ -234,7 +234,7 @@ t.test('one parse call per run, bounded by maxParseBytes; a larger element is pa
   t.ok(texts.length <= Math.ceil(body.length / 1024) + 7, `${texts.length} parse calls for ${body.length} bytes`)
 })
 
-// Object elements are parsed on a guess: from an element's '{' to the last '},' of the window
+// Object (and array) elements are parsed on a guess: from an element's '{' to the last '},' of the window
 // after it, one parse call, no byte walked. A guess that is wrong (a '},' inside a string or
 // a nested object), a fault, a poisoned key or a value too deep inside the window must answer
 // exactly as the scanner walking every byte does: fed byte by byte, no guess is ever made, and
@@ -243,6 +243,11 @@ t.test('object elements parsed on a guess answer as the byte-by-byte scanner', a
   yields(t, '[{"a":"},"},{"b":1},{"c":"x},{"}]', [{ a: '},' }, { b: 1 }, { c: 'x},{' }])
   yields(t, '[{"a":{"b":1},"c":2},{"d":[{"e":1},{"f":2}]},{"g":"}"}]', [{ a: { b: 1 }, c: 2 }, { d: [{ e: 1 }, { f: 2 }] }, { g: '}' }])
   yields(t, '[1,{"a":1},"s",{"b":2},[{"c":3},{"d":4}],{"e":5}]', [1, { a: 1 }, 's', { b: 2 }, [{ c: 3 }, { d: 4 }], { e: 5 }])
+  // Arrays of arrays guess up to the last '],'.
+  yields(t, '[[1,2],[3,"],"],[4,[5]],[6]]', [[1, 2], [3, '],'], [4, [5]], [6]])
+  yields(t, '[[1],{"a":[2],"b":1},[3],{"c":[4]}]', [[1], { a: [2], b: 1 }, [3], { c: [4] }])
+  rejects(t, '[[1],[[[[1]]]],[2]]', { code: 'FST_NEXURE_INVALID_JSON', item: 1, offset: 8, message: /maxDepth/ }, { maxDepth: 4 })
+  rejects(t, '[[1],[2,],[3]]', { code: 'FST_NEXURE_INVALID_JSON', item: 1 })
   // levels: the array 1, the element 2, then 3, 4, and the '[' at offset 16 opens a fifth.
   rejects(t, '[{"a":1},{"b":[[[1]]]},{"c":1}]', { code: 'FST_NEXURE_INVALID_JSON', item: 1, offset: 16, message: /maxDepth/ }, { maxDepth: 4 })
   yields(t, '[{"a":1},{"b":[[1]]},{"c":1}]', [{ a: 1 }, { b: [[1]] }, { c: 1 }], { maxDepth: 4 })
