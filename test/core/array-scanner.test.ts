@@ -210,22 +210,26 @@ t.test('an element larger than maxItemSize is refused as soon as the limit is cr
   rejects(t, '"' + 'y'.repeat(60) + '"', { code: 'FST_NEXURE_ITEM_TOO_LARGE', offset: 0 }, { maxItemSize: 50 })
 })
 
-t.test('one parse call per run, bounded by maxParseBytes; a larger element is parsed alone', async t => {
-  const elements = Array.from({ length: 2000 }, (_, k) => JSON.stringify({ id: k, name: 'é'.repeat(k % 7), tags: ['a', 'b'] }))
-  elements[1000] = JSON.stringify('z'.repeat(5000))
-  const body = Buffer.from('[' + elements.join(',') + ']')
+/** Runs `run` with JSON.parse spied on: its result, and the length of every text parsed. */
+function countingParseCalls (run: () => Collected): { result: Collected, texts: number[] } {
   const texts: number[] = []
   const parse = JSON.parse
   JSON.parse = ((text: string, reviver?: (key: string, value: unknown) => unknown) => {
     texts.push(text.length)
     return parse(text, reviver)
   }) as typeof JSON.parse
-  let result: Collected
   try {
-    result = scan(splitAt(body, Array.from({ length: 100 }, (_, k) => k * 1000)), { maxParseBytes: 2048, batchSize: 300 })
+    return { result: run(), texts }
   } finally {
     JSON.parse = parse
   }
+}
+
+t.test('one parse call per run, bounded by maxParseBytes; a larger element is parsed alone', async t => {
+  const elements = Array.from({ length: 2000 }, (_, k) => JSON.stringify({ id: k, name: 'é'.repeat(k % 7), tags: ['a', 'b'] }))
+  elements[1000] = JSON.stringify('z'.repeat(5000))
+  const body = Buffer.from('[' + elements.join(',') + ']')
+  const { result, texts } = countingParseCalls(() => scan(splitAt(body, Array.from({ length: 100 }, (_, k) => k * 1000)), { maxParseBytes: 2048, batchSize: 300 }))
   t.equal(result.error, undefined)
   t.equal(result.items.length, 2000)
   t.same(result.batches, [300, 300, 300, 300, 300, 300, 200])
@@ -269,18 +273,7 @@ t.test('guesses that keep missing stop: the scanner walks the bytes, at one pars
   // Every '},' is inside a string, the elements being separated by ' ,': each guess misses.
   const elements = Array.from({ length: 3000 }, (_, k) => JSON.stringify({ s: `},${k}` }))
   const body = Buffer.from('[' + elements.join(' ,') + ']')
-  const texts: number[] = []
-  const parse = JSON.parse
-  JSON.parse = ((text: string, reviver?: (key: string, value: unknown) => unknown) => {
-    texts.push(text.length)
-    return parse(text, reviver)
-  }) as typeof JSON.parse
-  let result: Collected
-  try {
-    result = scan([body], { maxParseBytes: 1024, batchSize: 10000 })
-  } finally {
-    JSON.parse = parse
-  }
+  const { result, texts } = countingParseCalls(() => scan([body], { maxParseBytes: 1024, batchSize: 10000 }))
   t.equal(result.error, undefined)
   t.equal(result.items.length, 3000)
   t.ok(texts.length <= Math.ceil(body.length / 1000) + 8, `${texts.length} parse calls for ${body.length} bytes (8 guesses missed at most)`)

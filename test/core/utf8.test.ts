@@ -1,6 +1,7 @@
 import t from 'tap'
 import { MIN_TRANSCODE, TRANSCODES, utf8Text } from '../../lib/core/utf8.js'
 import { decodeChunks } from '../../lib/core/whole-body.js'
+import { splitAt } from '../helpers/chunking.js'
 
 // utf8Text is a faster road to the very string `toString('utf8', start, end)` gives: the same
 // characters for valid UTF-8 of every width, the same replacement characters for invalid bytes,
@@ -64,14 +65,7 @@ t.test('invalid UTF-8 gets the replacement characters toString gives', async t =
 t.test('decodeChunks: chunks cut anywhere, even inside a character, give the text of the whole', async t => {
   const bytes = Buffer.from(mixedText(3 * MIN_TRANSCODE, 11))
   for (const cuts of [[1], [2, 3], [MIN_TRANSCODE - 1], [100, MIN_TRANSCODE + 1, 2 * MIN_TRANSCODE + 2]]) {
-    const chunks: Buffer[] = []
-    let from = 0
-    for (const cut of cuts) {
-      chunks.push(bytes.subarray(from, cut))
-      from = cut
-    }
-    chunks.push(bytes.subarray(from))
-    t.equal(decodeChunks(chunks, bytes.length), bytes.toString('utf8'), `cut at ${cuts.join(', ')}`)
+    t.equal(decodeChunks(splitAt(bytes, cuts), bytes.length), bytes.toString('utf8'), `cut at ${cuts.join(', ')}`)
     // A small body in pieces takes the StringDecoder road; the same text.
     const small = bytes.subarray(0, 200)
     t.equal(decodeChunks([small.subarray(0, 7), small.subarray(7)], small.length), small.toString('utf8'))
