@@ -155,8 +155,23 @@ t.test('after a rejected upload the next request on the same keep-alive connecti
   t.equal(connections, 1, 'both requests went over one connection')
 
   // A large unread rest is not read: the answer closes the connection, the client reconnects.
+  // The client holds the rest of the body back until the answer has come, so that it is still
+  // unread whatever the machine's load (sent at once, a slow server may have read all 8 MB
+  // before its answer, and then keeping the connection is right).
   const large = multipartBody([{ name: 'f', filename: 'f', content: { size: 8_000_000 } }])
-  const third = await client.request({ path: '/upload', method: 'POST', headers: { 'content-type': large.contentType, 'content-length': String(large.length) }, body: Readable.from(large.chunks()) })
+  let answered = (): void => {}
+  const answer = new Promise<void>(resolve => { answered = resolve })
+  async function * heldBack (): AsyncGenerator<Buffer> {
+    let sent = 0
+    for (const chunk of large.chunks()) {
+      yield chunk
+      sent += chunk.length
+      if (sent >= 256 * 1024) break
+    }
+    await answer
+  }
+  const third = await client.request({ path: '/upload', method: 'POST', headers: { 'content-type': large.contentType, 'content-length': String(large.length) }, body: Readable.from(heldBack()) })
+  answered()
   t.equal(third.statusCode, 413)
   t.equal(third.headers.connection, 'close')
   await third.body.json()
