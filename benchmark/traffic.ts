@@ -21,6 +21,9 @@ const HELP = `Usage: npm run bench:traffic -- [options]
   --duration S       seconds measured per round and app (default 5)
   --warmup S         seconds of load before each measurement, not counted (default 2)
   --connections N    autocannon connections (default 10)
+  --control          a third server per round, Fastify alone again: its ratio to the first
+                     (an A/A comparison) shows how far two identical servers differ here,
+                     which is the noise floor of the req/s ratio
   --quick            a smoke run: 1 round of 1 s after 0.5 s of warm-up
   --out DIR          where to write traffic-<date>.json/.md and traffic.svg (default: benchmark/results)
   -h, --help         this text
@@ -34,6 +37,7 @@ interface Settings {
   duration: number
   warmup: number
   connections: number
+  control: boolean
   outDir: string
 }
 
@@ -60,6 +64,11 @@ interface RowResult {
   cpuRatio: number
   /** streamBody's p99 minus Fastify alone's, in ms. */
   p99DeltaMs: number
+  /**
+   * With `--control`: a second Fastify alone in every round, measured after streamBody, and its
+   * req/s over the first's. Identical servers, so any distance from 1 is this machine's noise.
+   */
+  control?: { rounds: Round[], requestsPerSecond: number, ratio: number }
 }
 
 export interface TrafficReport {
@@ -89,6 +98,7 @@ function readSettings (argv: string[]): Settings | null {
       duration: { type: 'string' },
       warmup: { type: 'string' },
       connections: { type: 'string' },
+      control: { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
@@ -110,6 +120,7 @@ function readSettings (argv: string[]): Settings | null {
     duration: positive(values.duration, 'duration', quick ? 1 : 5),
     warmup: positive(values.warmup, 'warmup', quick ? 0.5 : 2),
     connections: Math.round(positive(values.connections, 'connections', 10)),
+    control: values.control === true,
     outDir: path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results'))
   }
 }
@@ -137,6 +148,12 @@ async function check (server: ServerProcess, row: TrafficRow): Promise<void> {
   if (row.items !== null && (JSON.parse(text) as { items: number }).items !== row.items) {
     throw new Error(`${row.name}: expected ${row.items} items, got ${text}`)
   }
+}
+
+/** The servers of one round, in order: Fastify alone, + streamBody, and with `--control` Fastify alone again. */
+function roundApps (settings: Settings): Array<{ app: TrafficApp, control: boolean }> {
+  const apps = TRAFFIC_APPS.map(app => ({ app, control: false }))
+  return settings.control ? [...apps, { app: 'fastify', control: true }] : apps
 }
 
 async function round (app: TrafficApp, row: TrafficRow, settings: Settings): Promise<Round> {
@@ -170,18 +187,25 @@ function kilo (n: number): string {
 }
 
 export function trafficTable (report: TrafficReport): string {
+  const control = report.settings.control === true
   const lines = [
-    '| Request | Fastify alone (req/s, p99) | + streamBody (req/s, p99) | req/s ratio | p99 difference | server CPU per request | CPU ratio |',
-    '|---|--:|--:|--:|--:|--:|--:|'
+    `| Request | Fastify alone (req/s, p99) | + streamBody (req/s, p99) | req/s ratio | p99 difference | server CPU per request | CPU ratio |${control ? ' A/A ratio (noise) |' : ''}`,
+    `|---|--:|--:|--:|--:|--:|--:|${control ? '--:|' : ''}`
   ]
   for (const row of report.rows) {
     const a = row.median.fastify
     const b = row.median.nexure
     const sign = row.p99DeltaMs > 0 ? '+' : ''
     const cpu = `${micros(a.cpuMicrosPerRequest)} / ${micros(b.cpuMicrosPerRequest)}`
-    lines.push(`| ${row.label} | ${kilo(a.requestsPerSecond)}, ${a.p99Ms} ms | ${kilo(b.requestsPerSecond)}, ${b.p99Ms} ms | ${row.ratio.toFixed(2)}x | ${sign}${row.p99DeltaMs} ms | ${cpu} | ${row.cpuRatio.toFixed(2)}x |`)
+    const noise = control ? ` ${row.control === undefined ? '—' : `${row.control.ratio.toFixed(2)}x`} |` : ''
+    lines.push(`| ${row.label} | ${kilo(a.requestsPerSecond)}, ${a.p99Ms} ms | ${kilo(b.requestsPerSecond)}, ${b.p99Ms} ms | ${row.ratio.toFixed(2)}x | ${sign}${row.p99DeltaMs} ms | ${cpu} | ${row.cpuRatio.toFixed(2)}x |${noise}`)
   }
   return lines.join('\n') + '\n'
+}
+
+function controlOf (rounds: Round[], firstRequestsPerSecond: number): NonNullable<RowResult['control']> {
+  const requestsPerSecond = median(rounds.map(r => r.requestsPerSecond))
+  return { rounds, requestsPerSecond, ratio: requestsPerSecond / firstRequestsPerSecond }
 }
 
 async function main (): Promise<number> {
@@ -196,18 +220,22 @@ async function main (): Promise<number> {
   progress(`nexure bench:traffic on ${describeMachine(host)}`)
   const busy = loadWarning(host)
   if (busy !== null) progress(busy)
-  progress(`${settings.rows.length} rows × ${settings.runs} rounds × ${TRAFFIC_APPS.length} apps; each: a fresh server, ${settings.warmup} s warm-up, ${settings.duration} s measured, ${settings.connections} connections`)
+  const apps = roundApps(settings)
+  progress(`${settings.rows.length} rows × ${settings.runs} rounds × ${apps.length} servers${settings.control ? ' (Fastify alone twice: an A/A control)' : ''}; each: a fresh server, ${settings.warmup} s warm-up, ${settings.duration} s measured, ${settings.connections} connections`)
   const rows: RowResult[] = []
-  const total = settings.rows.length * settings.runs * TRAFFIC_APPS.length
+  const total = settings.rows.length * settings.runs * apps.length
   let done = 0
   for (const row of settings.rows) {
     const rounds: Record<TrafficApp, Round[]> = { fastify: [], nexure: [] }
+    const controlRounds: Round[] = []
     for (let run = 1; run <= settings.runs; run++) {
-      for (const app of TRAFFIC_APPS) {
+      for (const { app, control } of apps) {
         const result = await round(app, row, settings)
-        rounds[app].push(result)
+        if (control) controlRounds.push(result)
+        else rounds[app].push(result)
         done++
-        progress(`[${String(done).padStart(String(total).length)}/${total}] ${row.name.padEnd(11)} ${TRAFFIC_LABELS[app].padEnd(20)} round ${run}/${settings.runs}: ${kilo(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms, ${micros(result.cpuMicrosPerRequest)} CPU/req  (${((performance.now() - started) / 1000).toFixed(0)} s)`)
+        const label = control ? `${TRAFFIC_LABELS[app]} (A/A)` : TRAFFIC_LABELS[app]
+        progress(`[${String(done).padStart(String(total).length)}/${total}] ${row.name.padEnd(11)} ${label.padEnd(26)} round ${run}/${settings.runs}: ${kilo(result.requestsPerSecond)} req/s, p99 ${result.p99Ms} ms, ${micros(result.cpuMicrosPerRequest)} CPU/req  (${((performance.now() - started) / 1000).toFixed(0)} s)`)
       }
     }
     const medianOf = (app: TrafficApp): RowResult['median'][TrafficApp] => ({
@@ -224,7 +252,8 @@ async function main (): Promise<number> {
       median: m,
       ratio: m.nexure.requestsPerSecond / m.fastify.requestsPerSecond,
       cpuRatio: m.fastify.cpuMicrosPerRequest / m.nexure.cpuMicrosPerRequest,
-      p99DeltaMs: m.nexure.p99Ms - m.fastify.p99Ms
+      p99DeltaMs: m.nexure.p99Ms - m.fastify.p99Ms,
+      ...(settings.control ? { control: controlOf(controlRounds, m.fastify.requestsPerSecond) } : {})
     })
   }
   const report: TrafficReport = {
@@ -233,7 +262,7 @@ async function main (): Promise<number> {
     date,
     command: ['npm run bench:traffic', ...(process.argv.length > 2 ? ['--', ...process.argv.slice(2)] : [])].join(' '),
     machine: host,
-    settings: { rows: settings.rows.map(r => r.name), runs: settings.runs, duration: settings.duration, warmup: settings.warmup, connections: settings.connections },
+    settings: { rows: settings.rows.map(r => r.name), runs: settings.runs, duration: settings.duration, warmup: settings.warmup, connections: settings.connections, control: settings.control },
     rows,
     durationMs: performance.now() - started
   }

@@ -53,6 +53,27 @@ t.test('the compiled bench:traffic measures both apps on every row it is given',
   t.match(readFileSync(path.join(out, 'traffic.svg'), 'utf8'), /^<svg[^>]+xmlns="http:\/\/www\.w3\.org\/2000\/svg"/)
 })
 
+t.test('--control adds a second Fastify alone to every round, and its ratio to the first as the noise column', async t => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'nexure-traffic-control-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const { stdout, stderr } = await run(process.execPath, [path.join(root, 'dist', 'benchmark', 'traffic.js'),
+    '--rows', 'json-1kb', '--runs', '2', '--duration', '0.3', '--warmup', '0.1', '--connections', '2', '--control', '--out', dir], { cwd: root, timeout: 120_000 })
+  const file = readdirSync(dir).find(name => /^traffic-.*\.json$/.test(name))
+  const report = JSON.parse(readFileSync(path.join(dir, file ?? 'missing'), 'utf8')) as {
+    settings: { control: boolean }
+    rows: Array<{ rounds: Record<string, unknown[]>, median: { fastify: { requestsPerSecond: number } }, control?: { rounds: Array<{ requestsPerSecond: number }>, requestsPerSecond: number, ratio: number } }>
+  }
+  t.equal(report.settings.control, true)
+  const control = report.rows[0]?.control
+  t.ok(control, 'the row has its control')
+  t.equal(control?.rounds.length, 2, 'one control server per round')
+  t.equal(report.rows[0]?.rounds.fastify?.length, 2, 'the first Fastify alone still has its own rounds')
+  t.ok(control !== undefined && control.requestsPerSecond > 0, 'the control answered')
+  t.equal(control?.ratio, (control?.requestsPerSecond ?? 0) / (report.rows[0]?.median.fastify.requestsPerSecond ?? 1), 'the ratio is the control over the first')
+  t.match(stdout, /\| CPU ratio \| A\/A ratio \(noise\) \|\n\|---\|--:\|--:\|--:\|--:\|--:\|--:\|--:\|/)
+  t.match(stderr, /\[6\/6\] json-1kb +Fastify alone \(A\/A\)/, 'progress counts three servers a round')
+})
+
 t.test('100 KB bodies: no more major GCs with streamBody than with Fastify\'s own parser, with a wide margin', async t => {
   const rounds = await measureGarbage(100 * 1024, 1500, 1)
   const major = (app: string): number => rounds.filter(r => r.app === app).reduce((sum, r) => sum + r.major, 0)
