@@ -28,6 +28,16 @@ export interface StreamBodyOptions {
    */
   batchSize?: number
   /**
+   * A streamed body's batch is handed on once its items took this many bytes of the body,
+   * even with fewer than `batchSize` items, so that what a batch holds follows the body, not
+   * the size of its items (it passes the bound by at most its last item, or 32 KiB of
+   * elements parsed at once). `Infinity` to cut by count only. Lower it when many large bodies
+   * stream at once: a batch being filled lives while the others are parsed (see the README's
+   * "Many bodies at once"). A body read whole (up to `streamThreshold`) is cut by count only.
+   * @default 1048576 (1 MiB)
+   */
+  batchBytes?: number
+  /**
    * The most bytes a body may have, counted as received and again after decompression.
    * An explicit route `bodyLimit` wins.
    * @default 1073741824 (1 GiB)
@@ -122,6 +132,8 @@ export interface StreamBodyRouteOptions {
   bodyLimit?: number
   /** @see StreamBodyOptions.batchSize */
   batchSize?: number
+  /** @see StreamBodyOptions.batchBytes */
+  batchBytes?: number
   /** @see StreamBodyOptions.streamThreshold */
   streamThreshold?: number
   /** @see StreamBodyOptions.maxItemSize */
@@ -220,6 +232,7 @@ export const SKIPPED_ITEMS_KEPT = 100
 export const STREAM_BODY_DEFAULTS = Object.freeze({
   streamThreshold: 1024 * 1024,
   batchSize: ENGINE_DEFAULTS.batchSize,
+  batchBytes: ENGINE_DEFAULTS.batchBytes,
   bodyLimit: 1024 * 1024 * 1024,
   maxItemSize: ENGINE_DEFAULTS.maxItemSize,
   maxDepth: ENGINE_DEFAULTS.maxDepth,

@@ -1,11 +1,12 @@
 import t from 'tap'
-import Fastify from 'fastify'
+import Fastify, { type FastifyRequest } from 'fastify'
 import { streamBody, BufferPool } from '../lib/index.js'
 import { bodyApp } from './helpers/server.js'
 
 t.test('invalid plugin options are refused at registration', async t => {
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ batchSize: 0 }, /batchSize: expected a positive integer, got 0/],
+    [{ batchBytes: 0 }, /batchBytes: expected a positive integer or Infinity, got 0/],
     [{ streamThreshold: -1 }, /streamThreshold/],
     [{ bodyLimit: '1mb' }, /bodyLimit: expected a positive integer, got "1mb"/],
     [{ maxItemSize: 1.5 }, /maxItemSize/],
@@ -45,6 +46,37 @@ t.test('per-route options override the plugin\'s', async t => {
   })
   const res = await app.inject({ method: 'POST', url: '/r', payload: [1, 2, 3, 4, 5, 6, 7] })
   t.same(res.json(), { sizes: [3, 3, 1], streamed: true })
+})
+
+t.test('batchBytes: a streamed body\'s batches also end at the bytes their items took; the route\'s bound wins; a body read whole is cut by count', async t => {
+  // 30 items of 99 bytes of JSON each (plus a comma between them).
+  const items = Array.from({ length: 30 }, (_, i) => ({ i, pad: 'x'.repeat(99 - JSON.stringify({ i, pad: '' }).length) }))
+  const payload = JSON.stringify(items)
+  const app = await bodyApp(t, { batchSize: 8, batchBytes: 500 })
+  const sizes = async (request: FastifyRequest): Promise<number[]> => {
+    const out: number[] = []
+    const filter = (request.query as { filter?: string }).filter === undefined ? {} : { filter: /^\d+$/ }
+    for await (const batch of request.batches(filter)) out.push(batch.length)
+    return out
+  }
+  app.post('/plugin', { config: { streamBody: { streamThreshold: 0 } } }, sizes)
+  app.post('/route', { config: { streamBody: { streamThreshold: 0, batchBytes: 200 } } }, sizes)
+  app.post('/off', { config: { streamBody: { streamThreshold: 0, batchBytes: Infinity } } }, sizes)
+  app.post('/whole', sizes)
+  const post = async (url: string, type = 'application/json', body = payload): Promise<number[]> => {
+    const res = await app.inject({ method: 'POST', url, headers: { 'content-type': type }, payload: body })
+    t.equal(res.statusCode, 200, url)
+    return res.json()
+  }
+  t.same(await post('/plugin', 'application/x-ndjson', items.map(item => JSON.stringify(item)).join('\n')), [6, 6, 6, 6, 6], 'NDJSON: five lines take 495 bytes, the sixth crosses it')
+  t.same(await post('/plugin?filter=1'), [6, 6, 6, 6, 6], 'batches({ filter }) streamed: the same')
+  t.same(await post('/whole?filter=1'), [8, 8, 8, 6], 'batches({ filter }) on a body read whole: by count only')
+  t.same(await post('/plugin'), [6, 6, 6, 6, 6], 'the plugin\'s 500 bytes: five items take 499, the sixth crosses it')
+  t.same(await post('/route'), [3, 3, 3, 3, 3, 3, 3, 3, 3, 3], 'the route\'s 200 bytes: two take 199, the third crosses it')
+  t.same(await post('/off'), [8, 8, 8, 6], 'Infinity: by count only')
+  t.same(await post('/whole'), [8, 8, 8, 6], 'a body read whole: by count only')
+  const bad = await bodyApp(t)
+  t.throws(() => bad.post('/x', { config: { streamBody: { batchBytes: 1.5 } } }, async () => 'x'), { code: 'FST_NEXURE_INVALID_OPTION', message: /config\.streamBody\.batchBytes: expected a positive integer or Infinity, got 1\.5/ })
 })
 
 t.test('maxDepth: the route\'s bound wins, and buffered and streamed bodies answer alike', async t => {

@@ -111,7 +111,8 @@ async function * bufferedBatches<T> (request: FastifyRequest, state: BodyState, 
  * the same limits), which a walk of `request.body` could not promise (JavaScript orders
  * integer-like keys first; JSON.parse keeps the last of duplicate keys). The engine runs at
  * stream-json's pace, so the event loop gets a turn between pieces of `FILTER_PIECE` bytes, as
- * a streamed body's does (BodySource's YIELD_EVERY).
+ * a streamed body's does (BodySource's YIELD_EVERY). Its batches are cut by count only, as every
+ * body read whole: `batchBytes` bounds what a stream holds, and this body is held already.
  */
 async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, policy: SecureParseOptions, size: number, filter: PathFilter): AsyncGenerator<T[], void, undefined> {
   const skipping = state.route.onInvalidItem === 'skip'
@@ -119,7 +120,7 @@ async function * filteredBatches<T> (request: FastifyRequest, state: BodyState, 
   const delivery = new Delivery(itemValidator(request, state), skipping ? log : null, false)
   const ready: unknown[][] = []
   const { maxItemSize, maxDepth } = state.route
-  const engine = new FilterEngine({ batchSize: size, maxItemSize, maxDepth, pool: state.plugin.pool, ...policy, filter }, items => ready.push(items))
+  const engine = new FilterEngine({ batchSize: size, batchBytes: Infinity, maxItemSize, maxDepth, pool: state.plugin.pool, ...policy, filter }, items => ready.push(items))
   try {
     let fed = 0
     for (const chunk of state.chunks ?? []) {
@@ -167,7 +168,7 @@ async function * streamedBatches<T> (request: FastifyRequest, state: BodyState, 
   // streamed array or entries object ends, or the body does.
   const ready: unknown[][] = []
   const onItems = (items: unknown[]): void => { ready.push(items) }
-  const common = { batchSize: size, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
+  const common = { batchSize: size, batchBytes: state.route.batchBytes, maxItemSize: state.route.maxItemSize, maxDepth: state.route.maxDepth, pool: state.plugin.pool, ...policy }
   const engine: Engine = records
     ? new NdjsonSplitter({
       ...common,

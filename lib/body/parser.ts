@@ -53,7 +53,7 @@ function parseWhole (state: BodyState, chunks: readonly Buffer[], length: number
       // parse call. Otherwise the scanner checks item sizes too, so that a small body answers
       // exactly as the same body streamed would.
       if (length > maxItemSize) {
-        const scanner = new JsonArrayScanner({ ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER }, () => {})
+        const scanner = new JsonArrayScanner({ ...policy, maxItemSize, maxDepth, batchSize: Number.MAX_SAFE_INTEGER, batchBytes: Infinity }, () => {})
         for (const chunk of chunks) scanner.write(chunk)
         scanner.end()
       }

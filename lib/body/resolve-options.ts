@@ -12,6 +12,7 @@ import {
   FASTIFY_REGISTER_KEYS,
   boolean,
   functionList,
+  integer,
   invalid,
   nonNegativeInteger,
   oneOf,
@@ -34,6 +35,8 @@ import {
 export interface ResolvedStreamBodyOptions {
   readonly streamThreshold: number
   readonly batchSize: number
+  /** Infinity for batches cut by count only. */
+  readonly batchBytes: number
   readonly bodyLimit: number
   readonly maxItemSize: number
   readonly maxDepth: number
@@ -54,6 +57,7 @@ export interface ResolvedStreamBodyOptions {
 export interface ResolvedRouteOptions {
   readonly streamThreshold: number
   readonly batchSize: number
+  readonly batchBytes: number
   readonly bodyLimit: number
   readonly maxItemSize: number
   readonly maxDepth: number
@@ -67,9 +71,9 @@ export interface ResolvedRouteOptions {
 
 const TRANSFORMS = 'functions (request, reply) => Transform'
 
-const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
+const PLUGIN_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'batchBytes', 'bodyLimit', 'maxItemSize', 'maxDepth', 'maxBufferSize',
   'streamChunkSize', 'pool', 'transforms', 'rawContentTypes', 'drainLimit', 'bodyTimeout', 'idleTimeout', 'underPressure', 'onInvalidItem', 'maxSkipped'])
-const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
+const ROUTE_KEYS: ReadonlySet<string> = new Set(['streamThreshold', 'batchSize', 'batchBytes', 'bodyLimit', 'maxItemSize', 'maxDepth', 'itemSchema', 'transforms',
   'bodyTimeout', 'idleTimeout', 'onInvalidItem', 'maxSkipped'])
 const PRESSURE_KEYS: ReadonlySet<string> = new Set(['maxEventLoopDelay', 'maxHeapUsedBytes', 'sampleInterval'])
 const BATCHES_KEYS: ReadonlySet<string> = new Set(['size', 'path', 'entries', 'filter'])
@@ -129,6 +133,7 @@ export function normalizeStreamBodyOptions (
   return Object.freeze({
     streamThreshold: nonNegativeInteger(at, 'streamThreshold', own.streamThreshold, d.streamThreshold),
     batchSize: positiveInteger(at, 'batchSize', own.batchSize, d.batchSize),
+    batchBytes: integer(at, 'batchBytes', own.batchBytes, d.batchBytes, { min: 1, infinity: true }),
     bodyLimit: positiveInteger(at, 'bodyLimit', own.bodyLimit, d.bodyLimit),
     maxItemSize: positiveInteger(at, 'maxItemSize', own.maxItemSize, d.maxItemSize),
     maxDepth: positiveInteger(at, 'maxDepth', own.maxDepth, d.maxDepth),
@@ -165,6 +170,7 @@ export function resolveRouteOptions (
   return Object.freeze({
     streamThreshold: nonNegativeInteger(ROUTE, 'streamThreshold', route.streamThreshold, plugin.streamThreshold),
     batchSize: positiveInteger(ROUTE, 'batchSize', route.batchSize, plugin.batchSize),
+    batchBytes: integer(ROUTE, 'batchBytes', route.batchBytes, plugin.batchBytes, { min: 1, infinity: true }),
     bodyLimit: positiveInteger(ROUTE, 'bodyLimit', explicitLimit, plugin.bodyLimit),
     maxItemSize: positiveInteger(ROUTE, 'maxItemSize', route.maxItemSize, plugin.maxItemSize),
     maxDepth: positiveInteger(ROUTE, 'maxDepth', route.maxDepth, plugin.maxDepth),

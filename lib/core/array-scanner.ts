@@ -7,7 +7,8 @@
 // a run of whole elements to ONE secure parse call (pending-run.ts, which also keeps the bytes a
 // run and the element in progress need across chunks). A run is cut at `maxParseBytes` (V8
 // gives every string above ~128 KiB its own mapping, which costs more than the parse) and at
-// the room left in the batch being filled (batcher.ts), so that a full run is a batch as it is.
+// the room left in the batch being filled (batcher.ts), in items or in bytes, so that a full
+// run is a batch as it is.
 //
 // Walking the bytes costs a third of the engine's time. Where an element is an object (or an
 // array), the scanner first guesses instead: the elements run from its '{' to the last '},'
@@ -109,7 +110,7 @@ export class JsonArrayScanner {
   constructor (options: JsonScannerOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('JsonArrayScanner needs an onItems callback')
     const checked = resolveEngineOptions(options, ARRAY_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#mode === CLOSED)
+    this.#batcher = new Batcher(checked.batchSize, checked.batchBytes, onItems, () => this.#mode === CLOSED)
     this.#maxItemSize = checked.maxItemSize
     this.#maxParseBytes = integer(REGISTRATION, 'maxParseBytes', options.maxParseBytes, ENGINE_DEFAULTS.maxParseBytes, { min: 1 })
     this.#maxDepth = checked.maxDepth
@@ -287,14 +288,16 @@ export class JsonArrayScanner {
     const run = this.#run
     if (run.count > 0 && end - run.start > this.#maxParseBytes) this.#parseRun(buf, base)
     run.add(start, end, this.#elements - 1)
-    if (end - run.start >= this.#maxParseBytes || run.count >= this.#batcher.room) {
+    if (end - run.start >= this.#maxParseBytes || run.count >= this.#batcher.room || end - run.start >= this.#batcher.byteRoom) {
       this.#parseRun(buf, base)
     }
     return i
   }
 
   #parseRun (buf: Buffer, base: number): void {
-    this.#batcher.pushRun(this.#run.parse(buf, base))
+    const run = this.#run
+    const bytes = run.end - run.start
+    this.#batcher.pushRun(run.parse(buf, base), bytes)
   }
 
   // Elements from the '{' (or '[') at buf[i] to the last '},' ('],') of the window after it, parsed
@@ -321,9 +324,12 @@ export class JsonArrayScanner {
     }
     this.#elements += values.length - pending
     const batcher = this.#batcher
+    // The bytes of a guessed window are shared out evenly among its elements (nothing walked
+    // them), and the window is cut where the batch being filled runs out of room in either unit.
+    const perValue = (base + end - (pending > 0 ? run.start : base + i)) / values.length
     for (let from = 0; from < values.length;) {
-      const take = Math.min(batcher.room, values.length - from)
-      batcher.pushRun(take === values.length ? values : values.slice(from, from + take))
+      const take = Math.min(batcher.room, values.length - from, Math.ceil(batcher.byteRoom / perValue))
+      batcher.pushRun(take === values.length ? values : values.slice(from, from + take), take * perValue)
       from += take
     }
     this.#mode = AFTER_ELEMENT
@@ -388,7 +394,7 @@ export class JsonArrayScanner {
     if (purpose === ROOT) this.#root = value
     if (purpose !== ENTRY || value === REMOVED) return i
     this.#elements++
-    this.#batcher.push(value)
+    this.#batcher.push(value, end - start)
     return i
   }
 
@@ -397,7 +403,7 @@ export class JsonArrayScanner {
       this.#valueEnd(EMPTY, this.#bytes, 0)
     }
     if (this.#mode === NAVIGATE && this.#navigator.finished) {
-      if (this.#root !== NO_ROOT) this.#batcher.push(this.#root)
+      if (this.#root !== NO_ROOT) this.#batcher.push(this.#root, 0)
       this.#batcher.flush()
       return
     }

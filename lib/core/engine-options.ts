@@ -32,6 +32,13 @@ export interface EngineOptions {
    */
   batchSize?: number
   /**
+   * A batch is handed on once its items took this many bytes of the body, even if it holds
+   * fewer than `batchSize` items (it passes the bound by at most its last item or parse run,
+   * at most `maxParseBytes`). `Infinity` for batches cut by count only.
+   * @default 1048576 (1 MiB)
+   */
+  batchBytes?: number
+  /**
    * What to do with `__proto__` keys (Fastify's `onProtoPoisoning`).
    * @default 'error'
    */
@@ -159,6 +166,8 @@ export interface RecordFault {
 
 export const ENGINE_DEFAULTS = Object.freeze({
   batchSize: 1000,
+  /** What a batch being filled holds follows the body's bytes, whatever the items' size. */
+  batchBytes: 1024 * 1024,
   maxItemSize: 16 * 1024 * 1024,
   /** JSON.stringify, Ajv and util.inspect recurse, and give up a few thousand levels down. */
   maxDepth: 1000,
@@ -171,6 +180,8 @@ export const ENGINE_DEFAULTS = Object.freeze({
 /** An engine's options, checked, with every default filled in. */
 export interface ResolvedEngineOptions {
   readonly batchSize: number
+  /** Infinity for batches cut by count only. */
+  readonly batchBytes: number
   /** Infinity for no limit (a whole body parsed at once). */
   readonly maxItemSize: number
   /** Infinity for no limit. */
@@ -179,7 +190,7 @@ export interface ResolvedEngineOptions {
   readonly pool: BufferPool | null
 }
 
-const COMMON_KEYS = ['batchSize', 'maxItemSize', 'maxDepth', 'protoAction', 'constructorAction', 'pool']
+const COMMON_KEYS = ['batchSize', 'batchBytes', 'maxItemSize', 'maxDepth', 'protoAction', 'constructorAction', 'pool']
 export const NDJSON_KEYS: ReadonlySet<string> = new Set(COMMON_KEYS)
 export const ARRAY_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'path', 'entries', 'maxParseBytes'])
 export const FILTER_KEYS: ReadonlySet<string> = new Set([...COMMON_KEYS, 'filter'])
@@ -205,6 +216,7 @@ export function resolveEngineOptions (options: unknown, known: ReadonlySet<strin
   }
   return {
     batchSize: integer(REGISTRATION, 'batchSize', own.batchSize, ENGINE_DEFAULTS.batchSize, { min: 1 }),
+    batchBytes: integer(REGISTRATION, 'batchBytes', own.batchBytes, ENGINE_DEFAULTS.batchBytes, { min: 1, infinity: true }),
     maxItemSize: integer(REGISTRATION, 'maxItemSize', own.maxItemSize, ENGINE_DEFAULTS.maxItemSize, { min: 1, infinity: true }),
     maxDepth: integer(REGISTRATION, 'maxDepth', own.maxDepth, ENGINE_DEFAULTS.maxDepth, { min: 1, infinity: true }),
     policy: poisoningPolicy(own),

@@ -38,6 +38,8 @@ export type { FilterEngineOptions }
 interface Hold {
   readonly start: number
   readonly items: unknown[]
+  /** The bytes of each item held, for the batch's byte bound. */
+  readonly sizes: number[]
   error: LocatedError | null
 }
 
@@ -95,7 +97,7 @@ export class FilterEngine {
   constructor (options: FilterEngineOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('FilterEngine needs an onItems callback')
     const checked = resolveEngineOptions(options, FILTER_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#closed)
+    this.#batcher = new Batcher(checked.batchSize, checked.batchBytes, onItems, () => this.#closed)
     this.#maxItemSize = checked.maxItemSize
     this.#maxDepth = checked.maxDepth
     this.#policy = checked.policy
@@ -228,7 +230,7 @@ export class FilterEngine {
     }
     const isArray = name === 'startArray'
     const isConstructorValue = !isArray && frame !== undefined && !frame.isArray && frame.key === 'constructor'
-    const hold = isConstructorValue && this.#policy.constructorAction === 'remove' ? { start, items: [], error: null } : null
+    const hold = isConstructorValue && this.#policy.constructorAction === 'remove' ? { start, items: [], sizes: [], error: null } : null
     if (hold !== null) this.#holds.push(hold)
     this.#frames.push({
       isArray, path, depth: this.#segments.length, isConstructorValue, hold,
@@ -280,7 +282,7 @@ export class FilterEngine {
       this.#holds.pop()
       this.#held -= hold.items.length
       if (hold.error !== null) this.#fail(hold.error)
-      for (const item of hold.items) this.#out(item)
+      for (let k = 0; k < hold.items.length; k++) this.#out(hold.items[k], hold.sizes[k]!)
     }
     this.#next(this.#frames[this.#frames.length - 1])
   }
@@ -335,18 +337,19 @@ export class FilterEngine {
         return
       }
     }
-    this.#out(value)
+    this.#out(value, end - start)
   }
 
-  // An item goes to the innermost hold, or out.
-  #out (value: unknown): void {
+  // An item of `size` bytes goes to the innermost hold, or out.
+  #out (value: unknown, size: number): void {
     const hold = this.#holds[this.#holds.length - 1]
     if (hold !== undefined) {
       hold.items.push(value)
+      hold.sizes.push(size)
       this.#held++
       return
     }
-    this.#batcher.push(value)
+    this.#batcher.push(value, size)
   }
 
   // A refusal that a removal may still cancel: inside a held `constructor` object it waits for

@@ -74,7 +74,7 @@ export class NdjsonSplitter {
   constructor (options: NdjsonSplitterOptions, onItems: (items: unknown[]) => void) {
     if (typeof onItems !== 'function') throw new TypeError('NdjsonSplitter needs an onItems callback')
     const checked = resolveEngineOptions(options, SPLITTER_KEYS)
-    this.#batcher = new Batcher(checked.batchSize, onItems, () => this.#closed)
+    this.#batcher = new Batcher(checked.batchSize, checked.batchBytes, onItems, () => this.#closed)
     this.#maxItemSize = checked.maxItemSize
     this.#policy = checked.policy
     this.#maxDepth = checked.maxDepth
@@ -208,12 +208,13 @@ export class NdjsonSplitter {
           this.#line++
           continue
         }
+        // Sized in characters, which is the bytes for ASCII and close enough for a batch's bound.
         if (this.#accept !== null) {
-          this.#keep(value, bytes, start, end, from)
+          this.#keep(value, to - from, bytes, start, end, from)
         } else {
           // The usual case, inline: this loop is the NDJSON hot path.
           this.#records++
-          this.#batcher.push(value)
+          this.#batcher.push(value, to - from)
         }
       }
       from = newline + 1
@@ -250,14 +251,15 @@ export class NdjsonSplitter {
       this.#fault(failure)
       return
     }
-    this.#keep(value, null, 0, 0, 0)
+    this.#keep(value, end - start, null, 0, 0, 0)
   }
 
   /**
-   * A parsed record: checked by `accept` when skipping, then batched. `bytes[start, end)` and
-   * `charIndex` locate it when it came from a decoded run (null: it starts at #lineStart).
+   * A parsed record of `size` bytes: checked by `accept` when skipping, then batched.
+   * `bytes[start, end)` and `charIndex` locate it when it came from a decoded run (null: it
+   * starts at #lineStart).
    */
-  #keep (value: unknown, bytes: Buffer | null, start: number, end: number, charIndex: number): void {
+  #keep (value: unknown, size: number, bytes: Buffer | null, start: number, end: number, charIndex: number): void {
     const index = this.#records++
     if (this.#accept !== null) {
       const refused = this.#accept(value, index)
@@ -267,7 +269,7 @@ export class NdjsonSplitter {
         return
       }
     }
-    this.#batcher.push(value)
+    this.#batcher.push(value, size)
   }
 
   /** A record that is not valid JSON: thrown, or handed to `skip` and left out. */

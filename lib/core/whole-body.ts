@@ -76,9 +76,9 @@ export function parseJsonWhole (chunks: readonly Buffer[], length: number, polic
  * (entries and `*` keep document order and refuse a key given twice), and the located error a
  * streamed body would get where it has a fault.
  */
-export function scanJsonItems (chunks: readonly Buffer[], options: Omit<JsonScannerOptions, 'batchSize'>): unknown[] {
+export function scanJsonItems (chunks: readonly Buffer[], options: Omit<JsonScannerOptions, 'batchSize' | 'batchBytes'>): unknown[] {
   const items: unknown[] = []
-  const scanner = new JsonArrayScanner({ ...options, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
+  const scanner = new JsonArrayScanner({ ...options, batchSize: Number.MAX_SAFE_INTEGER, batchBytes: Infinity }, batch => {
     for (const item of batch) items.push(item)
   })
   for (const chunk of chunks) scanner.write(chunk)
@@ -129,9 +129,9 @@ export function parseNdjsonWhole (chunks: readonly Buffer[], byteLength: number,
 const RETURN = 0x0d
 
 /** Parses a whole buffered NDJSON body (one buffer, or the chunks it came in): the values of all its non-blank lines; with `format: 'json-seq'`, of a JSON text sequence's records. */
-export function parseNdjsonBody (body: Buffer | readonly Buffer[], options: Omit<NdjsonSplitterOptions, 'batchSize' | 'pool'> = {}): unknown[] {
+export function parseNdjsonBody (body: Buffer | readonly Buffer[], options: Omit<NdjsonSplitterOptions, 'batchSize' | 'batchBytes' | 'pool'> = {}): unknown[] {
   const items: unknown[] = []
-  const splitter = new NdjsonSplitter({ maxItemSize: Infinity, ...options, batchSize: Number.MAX_SAFE_INTEGER }, batch => {
+  const splitter = new NdjsonSplitter({ maxItemSize: Infinity, ...options, batchSize: Number.MAX_SAFE_INTEGER, batchBytes: Infinity }, batch => {
     for (const item of batch) items.push(item)
   })
   if (Buffer.isBuffer(body)) splitter.write(body)

@@ -42,7 +42,7 @@ function streamNdjson (chunks: Buffer[], options: NdjsonSplitterOptions): Collec
  */
 function compare (
   body: Buffer, reference: Outcome, stream: (chunks: Buffer[]) => Collected, batchSize: number,
-  options: { seed: number, codes: boolean, lines?: boolean, allowTwice?: boolean }
+  options: { seed: number, codes: boolean, lines?: boolean, allowTwice?: boolean, byteBound?: boolean }
 ): string {
   let firstError: Collected['error']
   for (const { name, chunks } of chunkings(body, { seed: options.seed, randomSplits: 6 })) {
@@ -57,7 +57,9 @@ function compare (
         return `${name}: items differ: ${show(result.items, 400)} vs ${show(reference.items, 400)}`
       }
       const sizes = result.batches
-      if (sizes.some((size, k) => size === 0 || size > batchSize || (k < sizes.length - 1 && size !== batchSize))) {
+      // Under a byte bound, a batch may end short of batchSize anywhere; never empty, never over.
+      const full = (size: number, k: number): boolean => options.byteBound === true || k === sizes.length - 1 || size === batchSize
+      if (sizes.some((size, k) => size === 0 || size > batchSize || !full(size, k))) {
         return `${name}: batches of sizes ${sizes.join(',')} for batchSize ${batchSize}`
       }
     } else {
@@ -105,6 +107,27 @@ t.test('larger bodies: carry-over across many chunks, runs cut by bytes and by b
     const reference = referenceJson(body, undefined)
     const difference = compare(body, reference, chunks => streamJson(chunks, variant), variant.batchSize, { seed: k, codes: true })
     t.equal(difference, '', `${body.length} bytes, batchSize ${variant.batchSize}, maxParseBytes ${variant.maxParseBytes}`)
+  }
+})
+
+t.test('batches cut by bytes too: same items, and the same errors, under every chunking, byte bound and parse size', async t => {
+  const gen = new JsonGen(707, { maxDepth: 5, maxWidth: 8 })
+  for (let k = 0; k < 60; k++) {
+    let body: Buffer = Buffer.from(gen.arrayBody(20 + gen.int(200)))
+    if (k % 3 === 2) body = gen.mutate(body)
+    const variant = { batchSize: 1 + gen.int(200), batchBytes: 1 + gen.int(2000), maxParseBytes: [1, 24, 100, 32 * 1024][k % 4]! }
+    const reference = referenceJson(body, undefined)
+    const difference = compare(body, reference, chunks => streamJson(chunks, variant), variant.batchSize, { seed: k, codes: true, byteBound: true })
+    t.equal(difference, '', `${body.length} bytes, ${JSON.stringify(variant)}`)
+  }
+  for (let k = 0; k < 60; k++) {
+    const lines = Array.from({ length: 5 + gen.int(60) }, () => JSON.stringify(JSON.parse(gen.arrayBody(gen.int(4))))).join('\n')
+    let body: Buffer = Buffer.from(lines)
+    if (k % 3 === 2) body = gen.mutate(body)
+    const variant = { batchSize: 1 + gen.int(50), batchBytes: 1 + gen.int(500) }
+    const reference = referenceNdjson(body)
+    const difference = compare(body, reference, chunks => streamNdjson(chunks, variant), variant.batchSize, { seed: k, codes: true, lines: true, byteBound: true })
+    t.equal(difference, '', `NDJSON, ${body.length} bytes, ${JSON.stringify(variant)}`)
   }
 })
 
