@@ -2,7 +2,7 @@ import { mkdirSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { APPROACH_LABELS, isApproach, ROUTE, type Approach } from './approaches.js'
+import { APPROACH_LABELS, isApproach, ROUTE, type Approach, type NexureTuning } from './approaches.js'
 import { itemCount } from './json-body.js'
 import { measureInFreshServer, oneLine, type RunResult } from './measure.js'
 import { describeMachine, loadWarning, machine, type Machine } from './results.js'
@@ -22,6 +22,8 @@ const HELP = `Usage: npm run bench:concurrency -- [options]
   --size SIZE               bytes per body (default 20MB; KB = 1024 bytes)
   --approaches LIST         standard,nexure (the default); naive is known too, and slow
   --runs N                  fresh server processes per approach, alternating (default 3)
+  --batch-size N            nexure's batchSize (default: the kit's 1000)
+  --batch-bytes SIZE        nexure's batchBytes, e.g. 64KB, or Infinity (default: nexure's own)
   --max-old-space-size MB   V8 heap limit of the server processes (default: Node's own)
   --out DIR                 where concurrency-<date>.json/.md go (default benchmark/results)
   -h, --help                this text
@@ -42,6 +44,8 @@ interface Settings {
   approaches: Approach[]
   runs: number
   maxOldSpaceSizeMB: number | null
+  /** nexure's options beside the kit's; nothing set measures the defaults. */
+  tuning: NexureTuning
   outDir: string
 }
 
@@ -62,6 +66,8 @@ export interface ConcurrencyReport {
   machine: Machine
   streams: number
   sizeBytes: number
+  /** nexure's options beside the kit's (`batchSize: 1000`); Infinity is written as null. */
+  nexureTuning: NexureTuning
   /** Items in each body (the server's answer for every one of them is checked). */
   itemsPerBody: number
   budgetBytes: number
@@ -78,6 +84,8 @@ function readSettings (argv: string[]): Settings | null {
       size: { type: 'string', default: '20MB' },
       approaches: { type: 'string', default: 'standard,nexure' },
       runs: { type: 'string', default: '3' },
+      'batch-size': { type: 'string' },
+      'batch-bytes': { type: 'string' },
       'max-old-space-size': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false }
@@ -93,12 +101,16 @@ function readSettings (argv: string[]): Settings | null {
     if (!isApproach(name)) throw new Error(`unknown approach ${JSON.stringify(name)}`)
     return name
   })
+  const tuning: NexureTuning = {}
+  if (values['batch-size'] !== undefined) tuning.batchSize = integer('batch-size', values['batch-size'], 1, 1e9)
+  if (values['batch-bytes'] !== undefined) tuning.batchBytes = /^infinity$/i.test(values['batch-bytes']) ? Infinity : parseSize(values['batch-bytes'])
   return {
     streams: integer('streams', values.streams, 1, 1000),
     size: parseSize(values.size),
     approaches,
     runs: integer('runs', values.runs, 1, 100),
     maxOldSpaceSizeMB: values['max-old-space-size'] === undefined ? null : integer('max-old-space-size', values['max-old-space-size'], 16, 1 << 20),
+    tuning,
     outDir: path.resolve(values.out ?? path.join(PACKAGE_ROOT, 'benchmark', 'results'))
   }
 }
@@ -110,7 +122,7 @@ async function measureOnce (approach: Approach, settings: Settings): ReturnType<
   const warmupSize = Math.min(settings.size, WARMUP_MAX_BYTES)
   return measureInFreshServer({
     script: 'server.js',
-    args: [approach, String(settings.size + 1024)],
+    args: [approach, String(settings.size + 1024), JSON.stringify(settings.tuning)],
     maxOldSpaceSizeMB: settings.maxOldSpaceSizeMB,
     warmup: async baseUrl => {
       let last = await sendJsonArray({ kind: 'json', url: `${baseUrl}${ROUTE}`, size: warmupSize, timeoutMs })
@@ -120,6 +132,12 @@ async function measureOnce (approach: Approach, settings: Settings): ReturnType<
     job: baseUrl => ({ kind: 'json-concurrent', url: `${baseUrl}${ROUTE}`, size: settings.size, streams: settings.streams, timeoutMs }),
     after: async () => null
   })
+}
+
+/** The approach's name, with nexure's tuning when there is one: `nexure (batchBytes 64KB)`. */
+function label (approach: Approach, tuning: NexureTuning): string {
+  const set = Object.entries(tuning).map(([name, value]) => `${name} ${name === 'batchBytes' ? (value === Infinity || value === null ? 'Infinity' : formatSize(value as number)) : String(value)}`)
+  return approach === 'nexure' && set.length > 0 ? `${APPROACH_LABELS[approach]} (${set.join(', ')})` : APPROACH_LABELS[approach]
 }
 
 function ratio (value: number, base: number): string {
@@ -134,16 +152,16 @@ export function concurrencyTable (report: ConcurrencyReport): string {
   const standard = report.cells.find(c => c.approach === 'standard')?.median ?? null
   for (const cell of report.cells) {
     const m = cell.median
-    const label = APPROACH_LABELS[cell.approach]
+    const name = label(cell.approach, report.nexureTuning ?? {})
     if (m === null) {
-      lines.push(`| ${label} | ${cell.runs.length} | ${cell.failure ?? 'failed'} | | | | | | |`)
+      lines.push(`| ${name} | ${cell.runs.length} | ${cell.failure ?? 'failed'} | | | | | | |`)
       continue
     }
     const versus = cell.approach === 'standard' ? 'baseline' : standard === null ? '—' : `time ${ratio(m.ms, standard.ms)}, RSS above idle ${ratio(m.rssAboveIdleBytes, standard.rssAboveIdleBytes)}`
     const within = cell.approach === 'standard' || standard === null
       ? '—'
       : `${m.rssAboveIdleBytes <= report.budgetBytes ? 'memory yes' : 'memory no'}, ${m.ms <= standard.ms ? 'time yes' : 'time no'}`
-    lines.push(`| ${label} | ${cell.runs.length} | ${(m.ms / 1000).toFixed(2)} | ${(report.sizeBytes * report.streams / 1024 ** 2 / (m.ms / 1000)).toFixed(1)} | ` +
+    lines.push(`| ${name} | ${cell.runs.length} | ${(m.ms / 1000).toFixed(2)} | ${(report.sizeBytes * report.streams / 1024 ** 2 / (m.ms / 1000)).toFixed(1)} | ` +
       `${mb(m.rssAboveIdleBytes)} | ${(m.rssAboveIdleBytes / report.streams / 1024 ** 2).toFixed(2)} | ${mb(m.idleRssBytes)} | ${versus} | ${within} |`)
   }
   return lines.join('\n') + '\n'
@@ -169,6 +187,7 @@ async function main (): Promise<number> {
     machine: host,
     streams: settings.streams,
     sizeBytes: settings.size,
+    nexureTuning: settings.tuning,
     itemsPerBody: itemCount(settings.size),
     budgetBytes: BUDGET_FIXED_BYTES + settings.streams * BUDGET_PER_STREAM_BYTES,
     cells: settings.approaches.map(approach => ({ approach, runsPlanned: settings.runs, runs: [], failure: null, failureDetail: null, median: null })),
@@ -183,7 +202,7 @@ async function main (): Promise<number> {
     for (const cell of report.cells) {
       if (cell.failure !== null) continue
       const outcome = await measureOnce(cell.approach, settings)
-      const tag = `run ${run}/${settings.runs} ${APPROACH_LABELS[cell.approach].padEnd(12)}`
+      const tag = `run ${run}/${settings.runs} ${label(cell.approach, settings.tuning).padEnd(12)}`
       if (!outcome.ok) {
         cell.failure = outcome.failure
         cell.failureDetail = outcome.detail

@@ -19,7 +19,7 @@ t.teardown(() => rmSync(out, { recursive: true, force: true }))
 
 t.test('the compiled concurrency kit counts every body right for both approaches', async t => {
   const script = path.join(root, 'dist', 'benchmark', 'concurrency.js')
-  const { stdout } = await run(process.execPath, [script, '--streams', '4', '--size', '1500KB', '--runs', '2', '--out', out], { cwd: root, timeout: 120_000 })
+  const { stdout } = await run(process.execPath, [script, '--streams', '4', '--size', '1500KB', '--runs', '2', '--batch-bytes', '64KB', '--out', out], { cwd: root, timeout: 120_000 })
   const files = readdirSync(out)
   const jsonFile = files.find(name => /^concurrency-.*\.json$/.test(name))
   t.ok(jsonFile, 'wrote the results as JSON')
@@ -30,6 +30,7 @@ t.test('the compiled concurrency kit counts every body right for both approaches
   t.equal(report.itemsPerBody, itemCount(1500 * 1024))
   t.equal(report.budgetBytes, (64 + 4) * 1024 ** 2, '64 MiB + 1 MiB per stream')
   t.same(report.cells.map(c => c.approach), ['standard', 'nexure'])
+  t.same(report.nexureTuning, { batchBytes: 65536 }, 'the tuning is in the report')
   for (const cell of report.cells) {
     t.equal(cell.failure, null, `${cell.approach}: no failure`)
     t.equal(cell.runs.length, 2, `${cell.approach}: two runs`)
@@ -40,7 +41,30 @@ t.test('the compiled concurrency kit counts every body right for both approaches
     t.ok(cell.median !== null && cell.median.rssAboveIdleBytes >= 0, `${cell.approach}: a median`)
   }
   t.match(stdout, /\| 4 x 1\.5MB at once \| Runs \| Wall time \(s\) \| MB\/s \| Peak RSS above idle \(MiB\) \|/)
-  t.match(stdout, /\| nexure \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| time [\d.]+x, RSS above idle [\d.]+x \| memory (yes|no), time (yes|no) \|/)
+  t.match(stdout, /\| nexure \(batchBytes 64KB\) \| 2 \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| [\d.]+ \| time [\d.]+x, RSS above idle [\d.]+x \| memory (yes|no), time (yes|no) \|/)
+})
+
+t.test('the kit\'s nexure server takes its tuning: batchBytes cuts its batches, Infinity included', async t => {
+  const { buildApp, ROUTE } = await import('../benchmark/approaches.js')
+  const { jsonArrayBody, itemCount: count } = await import('../benchmark/json-body.js')
+  const size = 2 * 1024 ** 2
+  const chunks: Buffer[] = []
+  for await (const chunk of jsonArrayBody(size)) chunks.push(Buffer.from(chunk as Uint8Array))
+  const body = Buffer.concat(chunks)
+  const answers: Record<string, { items: number, batches: number }> = {}
+  for (const [name, tuning] of Object.entries({ defaults: {}, '64KB': { batchBytes: 65536 }, Infinity: { batchSize: 100, batchBytes: Infinity } })) {
+    const app = await buildApp('nexure', size + 1024, tuning)
+    const res = await app.inject({ method: 'POST', url: ROUTE, headers: { 'content-type': 'application/json' }, payload: body })
+    answers[name] = res.json()
+    await app.close()
+  }
+  const items = count(size)
+  t.same(answers.defaults, { items, batches: Math.ceil(items / 1000) }, '200-byte rows at the defaults: 1000 a batch')
+  t.equal(answers['64KB']?.items, items)
+  // A batch passes the bound by at most one parse run (32 KiB), never falls short of it.
+  const batches = answers['64KB']?.batches ?? 0
+  t.ok(batches >= Math.floor(size / (65536 + 32 * 1024)) && batches <= Math.ceil(size / 65536), `64 KiB: ${batches} batches, about one per 64 KiB of body`)
+  t.same(answers.Infinity, { items, batches: Math.ceil(items / 100) }, 'batchBytes Infinity: by count only')
 })
 
 t.test('a body the server counts wrong fails the run', async t => {
