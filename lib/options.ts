@@ -23,7 +23,8 @@ export interface StreamBodyOptions {
    */
   streamThreshold?: number
   /**
-   * Items per batch yielded by `request.batches()`.
+   * The most items per batch yielded by `request.batches()` (a streamed body's batch also ends
+   * at `batchBytes`).
    * @default 1000
    */
   batchSize?: number
@@ -31,9 +32,11 @@ export interface StreamBodyOptions {
    * A streamed body's batch is handed on once its items took this many bytes of the body,
    * even with fewer than `batchSize` items, so that what a batch holds follows the body, not
    * the size of its items (it passes the bound by at most its last item, or 32 KiB of
-   * elements parsed at once). `Infinity` to cut by count only. Lower it when many large bodies
-   * stream at once: a batch being filled lives while the others are parsed (see the README's
-   * "Many bodies at once"). A body read whole (up to `streamThreshold`) is cut by count only.
+   * elements parsed at once). At the defaults, a batch has `batchSize` items unless they
+   * average over 1 KiB. `Infinity` to cut by count only. Lower it (64 KiB, say) when many large
+   * bodies stream at once: a batch being filled lives while the others are parsed, so the
+   * server holds about one per stream (`npm run bench:concurrency -- --batch-bytes 64KB`).
+   * A body read whole (up to `streamThreshold`) is cut by count only.
    * @default 1048576 (1 MiB)
    */
   batchBytes?: number
