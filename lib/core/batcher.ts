@@ -1,15 +1,16 @@
 // Cuts the items an engine finds into the batches its `onItems` gets, in order, at most `size`
 // items each, and handed out once they hold `maxBytes` bytes of the body: the one owner of
-// batching. The three engines hand it what they parse, and
-// `request.batches()` passes their batches on as they come, without cutting them again.
+// batching. The three engines hand it what they parse, and `request.batches()` passes their
+// batches on as they come, without cutting them again.
 //
 // A batch goes out as soon as it is full, by count or by bytes (the engine tells each item's or
 // run's bytes, so a batch passes `maxBytes` by at most its last item or run), and short of both
 // only where the engine says so (`flush`: the streamed array or the entries object ended, or the
-// body did). The byte bound keeps what a batch being filled holds in step with the body, not with
-// the item count: 1000 items of 10 KiB would otherwise be 10 MB of objects per stream. A run of items the engine parsed
-// into a fresh array (one JSON.parse call over several array elements) that is exactly one
-// batch is handed on as it is, not copied item by item.
+// body did). The byte bound keeps what a batch being filled holds in step with the body, not
+// with the item count: 1000 items of 10 KiB would otherwise be 10 MB of objects per stream.
+// A run of items the engine parsed into a fresh array (one JSON.parse call over several array
+// elements) that is exactly one batch, or already over the byte bound, is handed on as it is,
+// not copied item by item.
 //
 // What it holds between calls: the items of one batch not yet full and their bytes, nothing else.
 
