@@ -200,14 +200,16 @@ t.test('2 x 1,000 requests aborted at random points leave RSS, descriptors, temp
   t.ok(await eventually(async () => (fdsAfter = await openFds()) <= fdsBefore + 1, 5000), `open descriptors back: ${fdsBefore} before, ${fdsAfter} after`)
   await sleep(200)
   // Read after full collections, as rssBefore was: else it holds the garbage of the storms.
-  // The first storm raises the allocator's high-water mark, by how much depends on the Node line
-  // (in CI: Node 22 -27 MiB, Node 20 +32, Node 24 +134), so that bound is loose; a leak shows as
-  // the second storm adding about as much again, so that bound is tight.
+  // Heap and Buffer memory above are the exact leak signals; RSS catches native memory besides
+  // (128 KiB kept per aborted request would add 125 MiB a storm). The
+  // allocator's high-water mark moves RSS by a Node-line-dependent amount, in either storm (in
+  // CI: Node 22 -27 MiB in all, Node 20 +32, Node 24 +134; Node 24's second storm alone +37),
+  // so both bounds leave it room.
   retainedHeap()
   const rss = process.memoryUsage().rss
   const rssGrowth = rss - rssBefore
   const rssSecondGrowth = rss - rssAfterFirst
-  t.ok(rssSecondGrowth < 64 * MiB, `a second 1,000 aborts add less than 64 MiB of RSS (${(rssSecondGrowth / MiB).toFixed(1)} MiB)`)
+  t.ok(rssSecondGrowth < 128 * MiB, `a second 1,000 aborts add less than 128 MiB of RSS (${(rssSecondGrowth / MiB).toFixed(1)} MiB)`)
   t.ok(rssGrowth < 256 * MiB, `RSS within 256 MiB of where it started (grew ${(rssGrowth / MiB).toFixed(1)} MiB)`)
   t.comment(`after 2 x 1,000 aborts: RSS ${rssGrowth >= 0 ? '+' : ''}${(rssGrowth / MiB).toFixed(1)} MiB (second storm ${rssSecondGrowth >= 0 ? '+' : ''}${(rssSecondGrowth / MiB).toFixed(1)}), fds ${fdsBefore} -> ${fdsAfter}`)
 
