@@ -30,6 +30,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
 import { BufferPool, FilterEngine, JsonArrayScanner, NdjsonSplitter } from 'nexure'
 
 const CHUNK = 64 * 1024
@@ -278,9 +279,56 @@ function parseSize (text: string): number {
   return Math.round(Number(match[1]) * scale)
 }
 
-function option (name: string, fallback: string): string {
-  const at = process.argv.indexOf(name)
-  return at === -1 ? fallback : process.argv[at + 1] ?? fallback
+const HELP = `Usage: npm run bench:parse -- [options]
+
+  --sizes LIST              JSON array sizes, e.g. 5MB,50MB,500MB (default 5MB,50MB)
+  --ndjson-sizes LIST       NDJSON sizes (default 50MB)
+  --runs N                  fresh child processes per size and approach (default 3)
+  --warmups N               unmeasured passes between the cold and the warm one (default 2)
+  --stream-json-limit S     skip the JS-tokenizer approaches where their estimate is over S
+                            seconds (default 200)
+  -h, --help                this text
+`
+
+interface ParseSettings {
+  sizes: string[]
+  ndjsonSizes: string[]
+  runs: number
+  warmups: number
+  streamJsonLimitSeconds: number
+}
+
+/** The command line, checked: an unknown flag or a value that is not a count is an error, not a default. */
+function readSettings (argv: string[]): ParseSettings | null {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      sizes: { type: 'string', default: '5MB,50MB' },
+      'ndjson-sizes': { type: 'string', default: '50MB' },
+      runs: { type: 'string', default: '3' },
+      warmups: { type: 'string', default: '2' },
+      'stream-json-limit': { type: 'string', default: '200' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) return null
+  const count = (name: string, text: string, min: number): number => {
+    const n = Number(text)
+    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
+    return n
+  }
+  const sizes = (text: string): string[] => {
+    const list = text.split(',').filter(Boolean)
+    for (const size of list) parseSize(size)
+    return list
+  }
+  return {
+    sizes: sizes(values.sizes),
+    ndjsonSizes: sizes(values['ndjson-sizes']),
+    runs: count('runs', values.runs, 1),
+    warmups: count('warmups', values.warmups, 1),
+    streamJsonLimitSeconds: count('stream-json-limit', values['stream-json-limit'], 0)
+  }
 }
 
 // Deterministic records with some multi-byte text; written in ~1 MB pieces.
@@ -359,11 +407,12 @@ async function main (): Promise<void> {
     process.stdout.write(JSON.stringify(result) + '\n')
     return
   }
-  const sizes = option('--sizes', '5MB,50MB').split(',').filter(Boolean)
-  const ndjsonSizes = option('--ndjson-sizes', '50MB').split(',').filter(Boolean)
-  const runs = Math.max(1, Number(option('--runs', '3')))
-  const warmups = Math.max(1, Number(option('--warmups', '2')))
-  const streamJsonLimitSeconds = Number(option('--stream-json-limit', '200'))
+  const settings = readSettings(process.argv.slice(2))
+  if (settings === null) {
+    process.stdout.write(HELP)
+    return
+  }
+  const { sizes, ndjsonSizes, runs, warmups, streamJsonLimitSeconds } = settings
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'nexure-parse-bench-'))
   const cleanup = (): void => fs.rmSync(dir, { recursive: true, force: true })
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
@@ -462,4 +511,9 @@ async function main (): Promise<void> {
   console.log(`results written to ${path.relative(process.cwd(), out)}`)
 }
 
-await main()
+try {
+  await main()
+} catch (error) {
+  process.stderr.write(`nexure bench:parse: ${(error as Error).message}\n`)
+  process.exitCode = 2
+}

@@ -56,6 +56,18 @@ const profiles = startKit([compiled('profile-cpu.js'), '--approach', 'nexure', '
 })
 profiles.catch(() => {})
 
+t.test('bench:parse answers --help without measuring, and refuses an unknown flag or a bad count', async t => {
+  const help = await run(process.execPath, [compiled('parse.js'), '--help'], { cwd: root, timeout: 30_000 })
+  t.match(help.stdout, /^Usage: npm run bench:parse -- \[options\]/)
+  t.match(help.stdout, /--stream-json-limit S/)
+  t.notMatch(help.stdout, /run\(s\) per approach/, 'nothing measured')
+  for (const [args, message] of [[['--size', '5MB'], /Unknown option '--size'/], [['--runs', 'three'], /--runs must be an integer of at least 1, got "three"/], [['--sizes', '5XB'], /not a size: 5XB/]] as const) {
+    const failed = await run(process.execPath, [compiled('parse.js'), ...args], { cwd: root, timeout: 30_000 }).then(() => null, (error: { code: number, stderr: string }) => error)
+    t.equal(failed?.code, 2, `${args.join(' ')}: exit status 2`)
+    t.match(failed?.stderr ?? '', message, `${args.join(' ')}: says why`)
+  }
+})
+
 t.test('sizes parse and print in binary units', async t => {
   t.equal(parseSize('100KB'), 100 * 1024)
   t.equal(parseSize('5MB'), 5 * 1024 ** 2)
