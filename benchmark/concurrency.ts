@@ -7,7 +7,7 @@ import { itemCount } from './json-body.js'
 import { measureInFreshServer, oneLine, type RunResult } from './measure.js'
 import { describeMachine, loadWarning, machine, type Machine } from './results.js'
 import { sendJsonArray } from './send-json.js'
-import { formatSize, mb, median, parseSize } from './units.js'
+import { formatSize, integerFlag as integer, mb, median, parseSize } from './units.js'
 
 // `npm run bench:concurrency`: many large bodies at once. A fresh server process per run takes
 // --streams JSON arrays of --size bytes each, all sent at the same time by a separate client
@@ -92,11 +92,6 @@ function readSettings (argv: string[]): Settings | null {
     }
   })
   if (values.help) return null
-  const integer = (name: string, text: string, min: number, max: number): number => {
-    const value = Number(text)
-    if (!Number.isInteger(value) || value < min || value > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(text)}`)
-    return value
-  }
   const approaches = values.approaches.split(',').map(name => {
     if (!isApproach(name)) throw new Error(`unknown approach ${JSON.stringify(name)}`)
     return name

@@ -32,6 +32,7 @@ import { PerformanceObserver } from 'node:perf_hooks'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { BufferPool, FilterEngine, JsonArrayScanner, NdjsonSplitter } from 'nexure'
+import { integerFlag } from './units.js'
 
 const CHUNK = 64 * 1024
 const MB = 1024 * 1024
@@ -312,11 +313,6 @@ function readSettings (argv: string[]): ParseSettings | null {
     }
   })
   if (values.help) return null
-  const count = (name: string, text: string, min: number): number => {
-    const n = Number(text)
-    if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer of at least ${min}, got ${JSON.stringify(text)}`)
-    return n
-  }
   const sizes = (text: string): string[] => {
     const list = text.split(',').filter(Boolean)
     for (const size of list) parseSize(size)
@@ -325,9 +321,9 @@ function readSettings (argv: string[]): ParseSettings | null {
   return {
     sizes: sizes(values.sizes),
     ndjsonSizes: sizes(values['ndjson-sizes']),
-    runs: count('runs', values.runs, 1),
-    warmups: count('warmups', values.warmups, 1),
-    streamJsonLimitSeconds: count('stream-json-limit', values['stream-json-limit'], 0)
+    runs: integerFlag('runs', values.runs, 1),
+    warmups: integerFlag('warmups', values.warmups, 1),
+    streamJsonLimitSeconds: integerFlag('stream-json-limit', values['stream-json-limit'], 0)
   }
 }
 

@@ -4,6 +4,18 @@
 
 const UNITS: Record<string, number> = { B: 1, KB: 1024, MB: 1024 ** 2, GB: 1024 ** 3 }
 
+/**
+ * A kit's integer flag, checked: `--name` must be an integer from `min` (to `max`, when given);
+ * anything else throws, naming the flag and what it got, instead of falling back to a default.
+ */
+export function integerFlag (name: string, text: string, min: number, max = Infinity): number {
+  const value = Number(text)
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new Error(`--${name} must be an integer ${max === Infinity ? `of at least ${min}` : `from ${min} to ${max}`}, got ${JSON.stringify(text)}`)
+  }
+  return value
+}
+
 /** Parses `100KB`, `5MB`, `1.5GB`, `2048` (bytes) into bytes. */
 export function parseSize (text: string): number {
   const match = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|KIB|MIB|GIB)?\s*$/i.exec(text)
